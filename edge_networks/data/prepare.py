@@ -1,0 +1,107 @@
+"""Build a MONAI datalist from a dataset folder, check it, split it, and save it as JSON.
+
+Example::
+
+    python -m edge_networks.data.prepare --layout brats2021 --root /data/BraTS2021 --out datalist.json
+
+The JSON holds ``layout``, ``label_convention``, ``modalities``, ``label_values``, ``seed``, ``training`` and
+``validation`` (an 80/20 split by default), and a ``fold`` key on every labelled item (``--folds`` k-fold
+assignment), so that a run can be repeated exactly. Unlabelled cases go to ``testing``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .integrity import DatasetIntegrityError, verify_datalist
+from .layouts import LAYOUTS, build_datalist, get_layout
+from .split import assign_folds, save_datalist, split_datalist
+
+__all__ = ["prepare_datalist", "main"]
+
+
+def prepare_datalist(
+    layout: str,
+    root: str | Path,
+    out: str | Path | None = None,
+    val_fraction: float = 0.2,
+    num_folds: int = 5,
+    seed: int = 0,
+    check: bool = True,
+    skip_bad: bool = False,
+    num_workers: int = 1,
+) -> dict:
+    """Scan, verify, split and (when ``out`` is given) save a datalist. Returns the datalist dict.
+
+    Raises:
+        DatasetIntegrityError: a case is bad and ``skip_bad`` is False (nothing is written then).
+    """
+    lay = get_layout(layout)
+    items = build_datalist(layout, root)
+    skipped: list[dict] = []
+    if check:
+        labelled = [it for it in items if "label" in it]
+        unlabelled = [it for it in items if "label" not in it]
+        good_l, bad_l = verify_datalist(labelled, layout, skip_bad=skip_bad, num_workers=num_workers)
+        good_u, bad_u = verify_datalist(
+            unlabelled, layout, skip_bad=skip_bad, num_workers=num_workers, require_label=False
+        )
+        items = good_l + good_u
+        skipped = [{"case_id": r.case_id, "problems": r.problems} for r in bad_l + bad_u]
+    labelled = assign_folds([it for it in items if "label" in it], num_folds, seed) if len(items) >= num_folds else [
+        it for it in items if "label" in it
+    ]
+    train, val = split_datalist(labelled, val_fraction, seed)
+    content = {
+        "layout": lay.name,
+        "label_convention": lay.label_convention,
+        "modalities": list(lay.modalities),
+        "label_values": list(lay.label_values),
+        "root": str(Path(root).resolve()),
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "num_folds": num_folds,
+        "training": train,
+        "validation": val,
+        "testing": [it for it in items if "label" not in it],
+        "skipped": skipped,
+    }
+    if out is not None:
+        save_datalist(out, content)
+    return content
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_networks.data.prepare", description=__doc__.split("\n")[0])
+    parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS))
+    parser.add_argument("--root", required=True, help="dataset folder in that layout")
+    parser.add_argument("--out", required=True, help="datalist JSON to write")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--folds", type=int, default=5, help="number of folds for the 'fold' key")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-check", action="store_true", help="skip the integrity check (not recommended)")
+    parser.add_argument("--skip-bad", action="store_true", help="leave bad cases out and list them instead of failing")
+    parser.add_argument("--num-workers", type=int, default=1, help="processes for the integrity check")
+    args = parser.parse_args(argv)
+    try:
+        content = prepare_datalist(
+            args.layout, args.root, args.out, args.val_fraction, args.folds, args.seed,
+            check=not args.no_check, skip_bad=args.skip_bad, num_workers=args.num_workers,
+        )
+    except (DatasetIntegrityError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for s in content["skipped"]:
+        print(f"skipped [{s['case_id']}]: " + "; ".join(s["problems"]), file=sys.stderr)
+    print(
+        f"{args.out}: {len(content['training'])} training, {len(content['validation'])} validation, "
+        f"{len(content['testing'])} unlabelled case(s); {len(content['skipped'])} skipped"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Command line: write synthetic BraTS or KiTS datasets.
+
+Examples::
+
+    python -m edge_networks.data.synthetic brats --out data/brats --cases 10 --shape 96 96 64 --seed 0
+    python -m edge_networks.data.synthetic brats --out data/brats_real --cases 2 \\
+        --background ../shared/data/brain_mri/ch2bet.nii.gz
+    python -m edge_networks.data.synthetic kits --out data/kits --cases 10 --shape 48 128 128
+    python -m edge_networks.data.synthetic kits --out data/kits_real --cases 2 \\
+        --background ../shared/data/abdomen_ct/example_ct_sm.nii.gz \\
+        --background-labels ../shared/data/abdomen_ct/example_seg.nii.gz --kidney-labels 2 3
+
+Every written case is checked with the dataset integrity check unless ``--no-check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..integrity import DatasetIntegrityError, verify_datalist
+from ..layouts import build_datalist
+from . import BRATS_SHAPE, KITS_SHAPE, write_brats_dataset, write_kits_dataset
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_networks.data.synthetic", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="task", required=True)
+    b = sub.add_parser("brats", help="BraTS 2021 layout: four MRI contrasts and labels 0/1/2/4")
+    b.add_argument("--shape", type=int, nargs=3, default=list(BRATS_SHAPE), help="voxels (default 240 240 155)")
+    b.add_argument("--background", help="skull-stripped T1 NIfTI to use as anatomy (e.g. ch2bet.nii.gz)")
+    b.add_argument("--background-mask", help="brain mask for --background (default: background > 0)")
+    k = sub.add_parser("kits", help="KiTS19 layout: CT in HU (slice axis first) and labels 0/1/2")
+    k.add_argument("--shape", type=int, nargs=3, default=list(KITS_SHAPE), help="Z Y X voxels (default 96 512 512)")
+    k.add_argument("--background", help="real CT NIfTI to use as anatomy")
+    k.add_argument("--background-labels", help="organ label map of --background")
+    k.add_argument("--kidney-labels", type=int, nargs="+", default=[2, 3], help="kidney values in the label map")
+    for p in (b, k):
+        p.add_argument("--out", required=True, help="dataset folder to write into")
+        p.add_argument("--cases", type=int, default=4)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--first-index", type=int, default=0, help="number of the first case")
+        p.add_argument("--no-check", action="store_true", help="skip the integrity check of the written cases")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    common = dict(cases=args.cases, shape=args.shape, seed=args.seed, first_index=args.first_index,
+                  progress=not args.quiet)
+    if args.task == "brats":
+        written = write_brats_dataset(args.out, background=args.background, background_mask=args.background_mask,
+                                      **common)
+        layout = "brats2021"
+    else:
+        written = write_kits_dataset(args.out, background=args.background, background_labels=args.background_labels,
+                                     kidney_labels=args.kidney_labels, **common)
+        layout = "kits19"
+    if not args.no_check:
+        names = {p.name for p in written}
+        items = [it for it in build_datalist(layout, args.out) if it["case_id"] in names]
+        try:
+            verify_datalist(items, layout)
+        except DatasetIntegrityError as e:
+            print(e, file=sys.stderr)
+            return 1
+    print(f"wrote {len(written)} {layout} case(s) to {args.out}" + ("" if args.no_check else " (integrity check passed)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
