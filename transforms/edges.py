@@ -205,7 +205,9 @@ def label_to_edge(
     if thickness < 1:
         raise ValueError(f"thickness must be >= 1, got {thickness}")
     if spatial_dims not in (1, 2, 3) or label.ndim != spatial_dims + 2:
-        raise ValueError(f"expected a (N, C, *spatial) batch with {spatial_dims} spatial dims, got {tuple(label.shape)}")
+        raise ValueError(
+            f"expected a (N, C, *spatial) batch with {spatial_dims} spatial dims, got {tuple(label.shape)}"
+        )
     m = masks_from_labels(label, labels, include_background)
     edge = torch.zeros_like(m)
     if mode in ("inner", "both"):

@@ -108,9 +108,9 @@ def check_case(
         return CaseReport(case_id, ["datalist item has no 'image'"])
     images = list(images) if isinstance(images, list | tuple) else [images]
     if lay.image_ndim == 3 and len(images) != len(lay.modalities):
-        problems.append(f"{len(images)} image file(s) listed, expected {len(lay.modalities)} ({', '.join(lay.modalities)})")
-    ref: _Volume | None = None
-    ref_shape = None
+        expected = f"{len(lay.modalities)} ({', '.join(lay.modalities)})"
+        problems.append(f"{len(images)} image file(s) listed, expected {expected}")
+    vols: list[tuple[_Volume, tuple[int, ...]]] = []
     for path in images:
         vol = _read(path, problems)
         if vol is None:
@@ -121,11 +121,9 @@ def check_case(
         if np.issubdtype(vol.data.dtype, np.floating) and not np.isfinite(vol.data).all():
             n_bad = int((~np.isfinite(vol.data)).sum())
             problems.append(f"{path}: {n_bad} NaN/inf voxel(s)")
-        if ref is None:
-            ref, ref_shape = vol, shape
-        else:
-            problems.extend(_geometry(vol, shape, ref, ref_shape, affine_atol, spacing_rtol))
+        vols.append((vol, shape))
     label = item.get("label")
+    label_vol = None
     if label is None:
         if require_label:
             problems.append("datalist item has no 'label'")
@@ -134,9 +132,16 @@ def check_case(
         if vol is not None:
             shape = _spatial(vol, 3, 1, problems)
             if shape is not None:
-                if ref is not None:
-                    problems.extend(_geometry(vol, shape, ref, ref_shape, affine_atol, spacing_rtol))
                 problems.extend(_label_values(vol, lay.label_values))
+                label_vol = (vol, shape)
+    every = vols + ([label_vol] if label_vol else [])
+    if len(every) > 1:
+        # the reference geometry is the one most files of the case agree on, so the odd file is the one named
+        agree = [sum(not _geometry(v, s, r, rs, affine_atol, spacing_rtol) for v, s in every) for r, rs in every]
+        ref, ref_shape = every[int(np.argmax(agree))]
+        for vol, shape in every:
+            if vol is not ref:
+                problems.extend(_geometry(vol, shape, ref, ref_shape, affine_atol, spacing_rtol))
     return CaseReport(case_id, problems)
 
 

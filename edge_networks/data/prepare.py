@@ -51,9 +51,9 @@ def prepare_datalist(
         )
         items = good_l + good_u
         skipped = [{"case_id": r.case_id, "problems": r.problems} for r in bad_l + bad_u]
-    labelled = assign_folds([it for it in items if "label" in it], num_folds, seed) if len(items) >= num_folds else [
-        it for it in items if "label" in it
-    ]
+    labelled = [it for it in items if "label" in it]
+    if len(labelled) >= 2:
+        labelled = assign_folds(labelled, min(num_folds, len(labelled)), seed)
     train, val = split_datalist(labelled, val_fraction, seed)
     content = {
         "layout": lay.name,

@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DatasetIntegrityError as e:
             print(e, file=sys.stderr)
             return 1
-    print(f"wrote {len(written)} {layout} case(s) to {args.out}" + ("" if args.no_check else " (integrity check passed)"))
+    checked = "" if args.no_check else " (integrity check passed)"
+    print(f"wrote {len(written)} {layout} case(s) to {args.out}{checked}")
     return 0
 
 

@@ -63,21 +63,26 @@ def _phantom_tissues(grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, 
     r = np.maximum(r, (centre[2] - 0.55 * radii[2] - grid.axes[2]) / (0.2 * radii[2]) + 0.0)
     brain = r < 1.0
     depth = (1.0 - r) * float(np.mean(radii))  # approx. mm below the brain surface
-    folds = smooth_field(grid, 7.0 * s, rng)
-    cortex = depth < (3.5 + 1.8 * folds) * s
-    sulci = (depth < 1.8 * s) & (folds > 0.7) | (depth < 0.8 * s)
-    # lateral ventricles (butterfly-shaped) and a thin third ventricle
+    # gyri and sulci: sulci are thin sheets along the zero level set of a smooth field, reaching ~15 mm deep,
+    # lined by the grey-matter ribbon; a thin CSF layer covers the surface
+    folds = smooth_field(grid, 9.0 * s, rng)
+    sulcus_depth = (12.0 + 5.0 * smooth_field(grid, 30.0 * s, rng)) * s
+    near_sulcus = np.abs(folds)
+    sulci = ((near_sulcus < 0.09) & (depth < sulcus_depth)) | (depth < 1.0 * s)
+    cortex = (depth < 3.0 * s) | ((near_sulcus < 0.45) & (depth < sulcus_depth + 3.0 * s))
+    # lateral ventricles (frontal horns, bodies, occipital horns) and a thin third ventricle
     vent = np.zeros(grid.shape, bool)
     for side in (-1, 1):
-        rot = np.eye(3)
-        vent |= ellipsoid(grid, (side * 9.0 * s, 6.0 * s, 12.0 * s), np.array([5.5, 24.0, 9.0]) * s, rot) < 1.0
-        vent |= ellipsoid(grid, (side * 14.0 * s, -22.0 * s, 2.0 * s), np.array([5.0, 10.0, 12.0]) * s) < 1.0
-    vent |= ellipsoid(grid, (0.0, 0.0, 0.0), np.array([1.5, 14.0, 8.0]) * s) < 1.0
+        for x, y, z, rx, ry, rz in ((7, 16, 10, 5, 13, 9), (9, 0, 12, 5, 16, 8), (13, -16, 9, 5, 14, 8),
+                                    (17, -30, 4, 4, 11, 7)):
+            vent |= ellipsoid(grid, (side * x * s, y * s, z * s), np.array([rx, ry, rz]) * s) < 1.0
+    vent |= ellipsoid(grid, (0.0, 0.0, -2.0 * s), np.array([1.5, 14.0, 8.0]) * s) < 1.0
     deep_gm = np.zeros(grid.shape, bool)
     for side in (-1, 1):
         deep_gm |= ellipsoid(grid, (side * 18.0 * s, 2.0 * s, 2.0 * s), np.array([8.0, 13.0, 9.0]) * s) < 1.0
         deep_gm |= ellipsoid(grid, (side * 9.0 * s, -10.0 * s, 4.0 * s), np.array([7.0, 10.0, 8.0]) * s) < 1.0
-    csf = brain & (sulci | vent)
+    midline = np.abs(grid.axes[0]) < max(1.0 * s, 0.5 * grid.spacing[0])  # interhemispheric fissure
+    csf = brain & (sulci | vent | (midline & (depth < 25.0 * s)))
     gm = brain & ~csf & (cortex | deep_gm)
     wm = brain & ~csf & ~gm
     return brain, {"csf": csf.astype(np.float32), "gm": gm.astype(np.float32), "wm": wm.astype(np.float32)}

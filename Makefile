@@ -1,0 +1,37 @@
+# The README's two commands -- `make run` (main job on the synthetic default) and `make test` (lint + tests) --
+# both create the virtual environment .venv (Python 3.11, the project with all extras) when it is missing or
+# when setup.cfg / pyproject.toml changed since it was made.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEPS_HASH := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.deps-$(DEPS_HASH)
+RESULTS ?= results/demo
+
+.PHONY: env run test lint bench clean
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[label,dev]"
+	@rm -f $(VENV)/.deps-* && touch $(STAMP)
+
+# (re)point the editable install at this checkout: a cached environment may come from another clone
+env: $(STAMP)
+	@$(BIN)/python -c "import edge_networks, pathlib, sys; sys.exit(pathlib.Path(edge_networks.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+
+run: env
+	$(BIN)/python -m edge_networks.demo --out $(RESULTS)
+
+lint: env
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: env
+	$(BIN)/python benchmarks/edge_transform.py
+	$(BIN)/python benchmarks/synthetic_data.py --full
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache
