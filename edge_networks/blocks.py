@@ -1,0 +1,81 @@
+"""Blocks shared between the papers' networks: edge-gated / attention gates, norm swapping, resizing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv
+from monai.networks.layers.utils import get_norm_layer
+
+__all__ = ["EdgeGatedLayer", "interpolate_to", "replace_batchnorm_with_groupnorm"]
+
+
+def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(Bi/tri)linear resize of ``x`` to the spatial size of ``like`` (no-op when equal)."""
+    if x.shape[2:] == like.shape[2:]:
+        return x
+    mode = "trilinear" if x.ndim == 5 else "bilinear"
+    return F.interpolate(x, size=like.shape[2:], mode=mode, align_corners=False)
+
+
+class EdgeGatedLayer(nn.Module):
+    """Gate edge-stream features with main-stream features (EG-CNN's edge-gated layer; Gated-SCNN's gate).
+
+    ``gate="egcnn"`` follows the reconstruction of EG-CNN's lost equations (IMPLEMENTATION_NOTES.md, an assumption):
+    ``alpha = sigmoid(relu(C_e(e) + C_m(m)))``, ``out = e * alpha + e``, with ``C_e``, ``C_m`` 1x1 convolutions and
+    additive fusion. ``gate="gscnn"`` is Gated-SCNN's / the boundary-aware paper's attention:
+    ``alpha = sigmoid(C(e || m))``, ``out = e * alpha``.
+
+    Args:
+        spatial_dims: 2 or 3.
+        edge_channels: channels of the edge-stream input ``e`` (and of the output).
+        main_channels: channels of the main-stream input ``m`` (same spatial size as ``e``).
+        gate_channels: channels of the attention map (1: one spatial map broadcast over ``e``'s channels).
+        gate: ``"egcnn"`` or ``"gscnn"``.
+
+    Shapes:
+        ``e``: ``(B, edge_channels, *S)``, ``m``: ``(B, main_channels, *S)`` -> ``(B, edge_channels, *S)``.
+    """
+
+    def __init__(
+        self, spatial_dims: int, edge_channels: int, main_channels: int, gate_channels: int = 1, gate: str = "egcnn"
+    ) -> None:
+        super().__init__()
+        if gate not in ("egcnn", "gscnn"):
+            raise ValueError(f"gate must be 'egcnn' or 'gscnn', got {gate!r}")
+        if gate_channels not in (1, edge_channels):
+            raise ValueError(f"gate_channels must be 1 or edge_channels ({edge_channels}), got {gate_channels}")
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.residual = gate == "egcnn"
+        if self.residual:
+            self.conv_e = conv(edge_channels, gate_channels, kernel_size=1)
+            self.conv_m = conv(main_channels, gate_channels, kernel_size=1)
+        else:
+            self.conv_e = conv(edge_channels + main_channels, gate_channels, kernel_size=1)
+            self.conv_m = nn.Identity()
+
+    def attention(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The gate ``alpha`` in [0, 1], ``(B, gate_channels, *S)``."""
+        if self.residual:
+            return torch.sigmoid(torch.relu(self.conv_e(e) + self.conv_m(m)))
+        return torch.sigmoid(self.conv_e(torch.cat([e, m], dim=1)))
+
+    def forward(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        alpha = self.attention(e, m)
+        return e * alpha + e if self.residual else e * alpha
+
+
+def replace_batchnorm_with_groupnorm(module: nn.Module, spatial_dims: int, num_groups: int = 8) -> nn.Module:
+    """Swap every BatchNorm of ``module`` for GroupNorm in place (EG-CNN's U-Net/V-Net use GroupNorm).
+
+    ``num_groups`` is reduced to a divisor of the channel count where needed. Returns ``module``.
+    """
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            channels = child.num_features
+            groups = max(g for g in range(1, min(num_groups, channels) + 1) if channels % g == 0)
+            setattr(module, name, get_norm_layer(("group", {"num_groups": groups}), spatial_dims, channels))
+        else:
+            replace_batchnorm_with_groupnorm(child, spatial_dims, num_groups)
+    return module
