@@ -125,7 +125,6 @@ class VNetBackbone(nn.Module):
             spatial_dims=spatial_dims,
             in_channels=in_channels,
             out_channels=out_channels,
-            dropout_prob=dropout_prob,
             dropout_prob_down=dropout_prob,
             dropout_prob_up=(dropout_prob, dropout_prob),
         )

@@ -1,0 +1,125 @@
+"""EG-CNN: Edge-Gated CNNs for volumetric semantic segmentation (Hatamizadeh, Terzopoulos, Myronenko, MIDL 2020).
+
+A plug-and-play edge stream on a MONAI encoder-decoder (SegResNet, U-Net or V-Net, see :mod:`.backbones`):
+
+- the decoder's first upsampled feature map goes through a 1x1 projection and a residual block into the first
+  edge-gated layer, which gates it with the encoder features of that resolution;
+- every further resolution, finer and finer: residual block, (tri)linear upsampling, edge-gated layer with the
+  encoder features of that resolution -- one edge-gated layer per decoder resolution;
+- an edge head (1x1 convolution) gives per-class edge logits at input size;
+- the edge-stream features are concatenated with the main stream's logits and a 1x1 convolution gives the final
+  segmentation.
+
+Assumptions where the paper is silent (its equations were lost; see the bundle docs): the gate formula of
+:class:`~edge_networks.blocks.EdgeGatedLayer` (``gate="egcnn"``), the edge-stream width (``edge_channels``), the
+first gate sitting at the resolution of the first upsampled decoder map (no upsampling before it), one gate
+channel, and fusion by a 1x1 convolution over ``[main logits, edge features]``.
+
+Outputs: in training mode ``cat([seg_logits, edge_logits], dim=1)`` (``out_channels + edge_out_channels``
+channels, split by the loss); in evaluation mode the segmentation logits only, unless ``edges_in_eval`` (then
+the concatenation, for writing edge maps). One tensor either way, so the network scripts and traces.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from monai.networks.blocks.segresnet_block import ResBlock
+from monai.networks.layers.factories import Conv
+
+from .backbones import build_backbone
+from .blocks import EdgeGatedLayer, interpolate_to
+
+__all__ = ["EGCNN"]
+
+
+class EGCNN(nn.Module):
+    """Encoder-decoder main stream with EG-CNN's edge stream.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels (4 for BraTS, 1 for KiTS CT).
+        out_channels: segmentation channels (3 BraTS regions with sigmoid, 3 KiTS classes with softmax).
+        backbone: ``"segresnet"``, ``"unet"`` or ``"vnet"``.
+        backbone_kwargs: passed to the backbone adapter (e.g. ``init_filters``, ``features``, ``num_groups``).
+        edge_stream: ``False`` gives the backbone alone (the paper's "None" rows).
+        edge_channels: width of the edge stream.
+        edge_out_channels: channels of the edge logits (default ``out_channels``; one edge map per class).
+        gate: edge-gated layer formula, ``"egcnn"`` (reconstructed) or ``"gscnn"``.
+        num_groups: GroupNorm groups in the edge stream's residual blocks.
+        edges_in_eval: also return the edge logits in evaluation mode.
+
+    Shapes:
+        input ``(B, in_channels, *S)`` with ``S`` divisible by the backbone's ``divisor`` (8 for the default
+        SegResNet, 16 for U-Net/V-Net); output ``(B, out_channels[+edge_out_channels], *S)``.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        backbone: str = "segresnet",
+        backbone_kwargs: dict | None = None,
+        edge_stream: bool = True,
+        edge_channels: int = 16,
+        edge_out_channels: int | None = None,
+        gate: str = "egcnn",
+        num_groups: int = 8,
+        edges_in_eval: bool = False,
+    ) -> None:
+        super().__init__()
+        self.main = build_backbone(backbone, spatial_dims, in_channels, out_channels, **(backbone_kwargs or {}))
+        self.divisor = int(self.main.divisor)
+        self.out_channels = out_channels
+        self.edge_out_channels = out_channels if edge_out_channels is None else edge_out_channels
+        self.use_edge_stream = edge_stream
+        self.edges_in_eval = edges_in_eval
+        conv = Conv[Conv.CONV, spatial_dims]
+        skip_channels = list(self.main.skip_channels)
+        n_gates = len(skip_channels) - 1  # every resolution the decoder produces
+        groups = min(num_groups, edge_channels)
+        norm = ("group", {"num_groups": groups})
+        if edge_stream:
+            self.edge_in = conv(self.main.first_up_channels, edge_channels, kernel_size=1)
+            # res_blocks[0] follows the projection; res_blocks[i > 0] precede the upsampling to gate i
+            self.res_blocks = nn.ModuleList(
+                [ResBlock(spatial_dims, edge_channels, norm=norm) for _ in range(n_gates)]
+            )
+            # gates[i] sits at resolution n_gates - 1 - i (coarse to fine)
+            self.gates = nn.ModuleList(
+                [
+                    EdgeGatedLayer(spatial_dims, edge_channels, skip_channels[n_gates - 1 - i], gate=gate)
+                    for i in range(n_gates)
+                ]
+            )
+            self.edge_head = conv(edge_channels, self.edge_out_channels, kernel_size=1)
+            self.fuse = conv(out_channels + edge_channels, out_channels, kernel_size=1)
+        else:
+            self.edge_in = nn.Identity()
+            self.res_blocks = nn.ModuleList()
+            self.gates = nn.ModuleList()
+            self.edge_head = nn.Identity()
+            self.fuse = nn.Identity()
+
+    def forward_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(seg_logits, edge_logits)``; ``edge_logits`` is empty (0 channels) without the edge stream."""
+        main_logits, skips, first_up = self.main(x)
+        if not self.use_edge_stream:
+            return main_logits, main_logits[:, :0]
+        n = len(skips)
+        e = self.edge_in(first_up)
+        for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
+            skip = skips[n - 2 - i]
+            e = res(e)
+            if i > 0:
+                e = interpolate_to(e, skip)
+            e = gate(e, skip)
+        seg = self.fuse(torch.cat([main_logits, e], dim=1))
+        return seg, self.edge_head(e)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seg, edge = self.forward_streams(x)
+        if self.use_edge_stream and (self.training or self.edges_in_eval):
+            return torch.cat([seg, edge], dim=1)
+        return seg

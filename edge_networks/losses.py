@@ -1,0 +1,170 @@
+"""Edge losses of the papers: class-balanced BCE, edge loss, dual-task consistency loss, EG-CNN's total loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+from monai.networks.utils import one_hot
+from torch.nn.modules.loss import _Loss
+
+from transforms.edges import label_to_edge, sobel_gradient_magnitude
+
+__all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss"]
+
+
+class BalancedBCEWithLogitsLoss(_Loss):
+    """Class-balanced binary cross-entropy for edges (HED / CASENet, as EG-CNN and boundary-aware nets use).
+
+    ``L = mean_voxels[ -beta * y * log(p) - (1 - beta) * (1 - y) * log(1 - p) ]`` with ``p = sigmoid(logits)`` and
+    ``beta = |non-edge voxels| / |voxels|``, computed per sample and channel from the target: the rare edge
+    voxels weigh ``beta`` (close to 1), the many non-edge voxels ``1 - beta``.
+
+    Shapes: ``logits``, ``target``: ``(B, C, *S)``; returns a scalar (``reduction="mean"``) or ``(B, C)``
+    (``"none"``).
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.shape != target.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
+        target = target.to(logits.dtype)
+        dims = tuple(range(2, logits.ndim))
+        beta = 1.0 - target.mean(dim=dims, keepdim=True)  # fraction of non-edge voxels
+        weight = beta * target + (1.0 - beta) * (1.0 - target)
+        per_voxel = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="none")
+        per_channel = per_voxel.mean(dim=dims)
+        if self.reduction == "none":
+            return per_channel
+        return per_channel.sum() if self.reduction == "sum" else per_channel.mean()
+
+
+class EdgeLoss(_Loss):
+    """``dice_weight * Dice(sigmoid(logits), y) + bce_weight * balanced BCE(logits, y)`` on binary edge maps."""
+
+    def __init__(self, dice_weight: float = 1.0, bce_weight: float = 1.0) -> None:
+        super().__init__()
+        self.dice_weight = dice_weight
+        self.bce_weight = bce_weight
+        self.dice = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        self.bce = BalancedBCEWithLogitsLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice_weight * self.dice(logits, target) + self.bce_weight * self.bce(logits, target)
+
+
+class DualTaskConsistencyLoss(_Loss):
+    """Dual-task (consistency) loss of Gated-SCNN, used by EG-CNN.
+
+    A differentiable sample of the segmentation -- Gumbel-softmax over the classes with temperature ``tau`` (for
+    sigmoid outputs the binary version, logistic noise) -- has its spatial gradient magnitude (normalised Sobel)
+    compared by L1 with the ground truth's; the L1 map is averaged over voxels where the predicted boundary is
+    non-zero and over voxels where the true boundary is non-zero, half each.
+
+    Args:
+        tau: Gumbel-softmax temperature (0.5 in Gated-SCNN).
+        sigmoid: multi-label (sigmoid) outputs such as BraTS regions; otherwise softmax over classes.
+        threshold: magnitude above which a voxel counts as boundary (Gated-SCNN: 1e-8).
+        noise: add Gumbel noise (``False``: plain temperature softmax, deterministic).
+
+    Shapes: ``logits`` ``(B, C, *S)``; ``target`` one-hot/region masks ``(B, C, *S)``.
+    """
+
+    def __init__(self, tau: float = 0.5, sigmoid: bool = False, threshold: float = 1e-8, noise: bool = True) -> None:
+        super().__init__()
+        self.tau = tau
+        self.sigmoid = sigmoid
+        self.threshold = threshold
+        self.noise = noise
+
+    def sample(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.sigmoid:
+            if self.noise:
+                u = torch.rand_like(logits).clamp_(1e-6, 1 - 1e-6)
+                logits = logits + torch.log(u) - torch.log1p(-u)
+            return torch.sigmoid(logits / self.tau)
+        if self.noise:
+            return F.gumbel_softmax(logits, tau=self.tau, hard=False, dim=1)
+        return torch.softmax(logits / self.tau, dim=1)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        spatial_dims = logits.ndim - 2
+        pred_mag = sobel_gradient_magnitude(self.sample(logits.float()), spatial_dims, normalize=True)
+        with torch.no_grad():
+            gt_mag = sobel_gradient_magnitude(target.float(), spatial_dims, normalize=True)
+        l1 = (pred_mag - gt_mag).abs()
+        pred_mask = (pred_mag > self.threshold).detach().to(l1.dtype)
+        gt_mask = (gt_mag > self.threshold).to(l1.dtype)
+        loss_pred = (l1 * pred_mask).sum() / pred_mask.sum().clamp_min(1.0)
+        loss_gt = (l1 * gt_mask).sum() / gt_mask.sum().clamp_min(1.0)
+        return 0.5 * (loss_pred + loss_gt)
+
+
+class EGCNNLoss(_Loss):
+    """EG-CNN's total loss ``Dice(seg) + edge_weight * EdgeLoss(edge) + consistency_weight * DualTask(seg)``.
+
+    The edge ground truth is computed online from the (augmented) label batch with the Sobel label-to-edge
+    transform, on the batch's device. Works with EG-CNN's training output ``cat([seg, edge], 1)``; an input with
+    only ``out_channels`` channels (edge stream off) gets the semantic Dice loss alone.
+
+    Args:
+        out_channels: segmentation channels (the first ``out_channels`` of the prediction).
+        sigmoid: region outputs with sigmoid (BraTS TC/WT/ET, target = region masks); otherwise softmax classes
+            with a label-map target ``(B, 1, *S)``.
+        edge_weight, consistency_weight: weights of the edge and consistency terms.
+        edge_dice_weight, edge_bce_weight: the two terms of the edge loss.
+        tau: Gumbel-softmax temperature.
+        edge_mode, edge_thickness: edge ground truth definition (see :mod:`transforms.edges`); ``"both"`` is the
+            support of the Sobel magnitude, as in the paper.
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        sigmoid: bool = True,
+        edge_weight: float = 1.0,
+        consistency_weight: float = 1.0,
+        edge_dice_weight: float = 1.0,
+        edge_bce_weight: float = 1.0,
+        tau: float = 0.5,
+        edge_mode: str = "both",
+        edge_thickness: int = 1,
+    ) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.sigmoid = sigmoid
+        self.edge_weight = edge_weight
+        self.consistency_weight = consistency_weight
+        self.edge_mode = edge_mode
+        self.edge_thickness = edge_thickness
+        if sigmoid:
+            self.dice = DiceLoss(sigmoid=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)
+        else:
+            self.dice = DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)
+        self.edge = EdgeLoss(edge_dice_weight, edge_bce_weight)
+        self.consistency = DualTaskConsistencyLoss(tau=tau, sigmoid=sigmoid)
+        self.last: dict[str, float] = {}
+
+    def masks(self, target: torch.Tensor) -> torch.Tensor:
+        """Target as per-channel masks ``(B, out_channels, *S)``."""
+        if self.sigmoid:
+            return target.float()
+        return one_hot(target.long(), num_classes=self.out_channels, dim=1)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        seg = pred[:, : self.out_channels]
+        loss = self.dice(seg, target)
+        self.last = {"dice": float(loss.detach())}
+        if pred.shape[1] == self.out_channels:
+            return loss
+        edge_logits = pred[:, self.out_channels :]
+        masks = self.masks(target)
+        edge_gt = label_to_edge(masks, pred.ndim - 2, mode=self.edge_mode, thickness=self.edge_thickness)
+        if edge_gt.shape[1] != edge_logits.shape[1]:
+            raise ValueError(f"{edge_logits.shape[1]} edge channels predicted, {edge_gt.shape[1]} in the target")
+        edge = self.edge(edge_logits, edge_gt.to(edge_logits.dtype))
+        cons = self.consistency(seg, masks)
+        self.last.update(edge=float(edge.detach()), consistency=float(cons.detach()))
+        return loss + self.edge_weight * edge + self.consistency_weight * cons

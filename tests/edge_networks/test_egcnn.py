@@ -1,0 +1,85 @@
+"""EG-CNN network: shapes for every backbone in 2D/3D, train/eval outputs, edge stream switch, scripting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edge_networks.blocks import EdgeGatedLayer, replace_batchnorm_with_groupnorm
+from edge_networks.egcnn import EGCNN
+
+SMALL = {"segresnet": {"init_filters": 8}, "unet": {"features": (8, 8, 16, 16, 32, 8)}, "vnet": {}}
+
+
+@pytest.mark.parametrize("backbone", ["segresnet", "unet", "vnet"])
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_shapes_train_and_eval(backbone, spatial_dims):
+    net = EGCNN(spatial_dims, 4, 3, backbone=backbone, backbone_kwargs=SMALL[backbone], edge_channels=8)
+    x = torch.randn(2, 4, *([32] * spatial_dims))
+    net.train()
+    assert net(x).shape == (2, 6, *x.shape[2:])  # seg + edge logits
+    net.eval()
+    with torch.no_grad():
+        assert net(x).shape == (2, 3, *x.shape[2:])
+    assert len(net.gates) == len(net.main.skip_channels) - 1  # one gate per decoder resolution
+
+
+def test_edge_stream_off_is_the_backbone():
+    torch.manual_seed(0)
+    net = EGCNN(3, 4, 3, edge_stream=False, backbone_kwargs={"init_filters": 8})
+    x = torch.randn(1, 4, 16, 16, 16)
+    net.train()
+    out = net(x)
+    assert out.shape == (1, 3, 16, 16, 16)
+    assert torch.equal(out, net.main.net(x))  # exactly MONAI's SegResNet
+    with_edges = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 8})
+    n_plain = sum(p.numel() for p in net.parameters())
+    assert sum(p.numel() for p in with_edges.parameters()) > n_plain
+
+
+def test_edges_in_eval_and_scripting_match_eager():
+    net = EGCNN(3, 1, 3, backbone_kwargs={"init_filters": 8}, edges_in_eval=True).eval()
+    x = torch.randn(1, 1, 16, 16, 16)
+    scripted = torch.jit.script(net)
+    traced = torch.jit.trace(net, x)
+    with torch.no_grad():
+        eager = net(x)
+        assert eager.shape == (1, 6, 16, 16, 16)
+        torch.testing.assert_close(scripted(x), eager)
+        torch.testing.assert_close(traced(x), eager)
+
+
+def test_gradients_reach_edge_stream_gates_and_backbone():
+    net = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 8}).train()
+    out = net(torch.randn(1, 4, 16, 16, 16))
+    out[:, 3:].sum().backward()  # edge logits only
+    assert net.edge_head.weight.grad.abs().sum() > 0
+    assert all(g.conv_e.weight.grad.abs().sum() > 0 for g in net.gates)
+    assert all(g.conv_m.weight.grad.abs().sum() > 0 for g in net.gates)
+    assert net.main.net.convInit.conv.weight.grad.abs().sum() > 0  # through the gates into the encoder
+
+
+def test_edge_gated_layer_formulas():
+    layer = EdgeGatedLayer(2, 4, 6, gate="egcnn")
+    e, m = torch.randn(1, 4, 5, 5), torch.randn(1, 6, 5, 5)
+    alpha = torch.sigmoid(torch.relu(layer.conv_e(e) + layer.conv_m(m)))
+    torch.testing.assert_close(layer(e, m), e * alpha + e)
+    assert alpha.min() >= 0.5  # sigmoid of a ReLU
+    gs = EdgeGatedLayer(2, 4, 6, gate="gscnn")
+    torch.testing.assert_close(gs(e, m), e * torch.sigmoid(gs.conv_e(torch.cat([e, m], 1))))
+    with pytest.raises(ValueError, match="gate"):
+        EdgeGatedLayer(2, 4, 6, gate="other")
+
+
+def test_vnet_uses_groupnorm():
+    net = EGCNN(3, 4, 3, backbone="vnet")
+    kinds = {type(m).__name__ for m in net.modules()}
+    assert "GroupNorm" in kinds and not any("BatchNorm" in k for k in kinds)
+    bn = torch.nn.Sequential(torch.nn.BatchNorm3d(12))
+    assert isinstance(replace_batchnorm_with_groupnorm(bn, 3, 8)[0], torch.nn.GroupNorm)
+    assert bn[0].num_groups == 6  # largest divisor of 12 not above 8
+
+
+def test_unknown_backbone():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        EGCNN(backbone="resnet")

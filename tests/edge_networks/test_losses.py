@@ -1,0 +1,91 @@
+"""Edge losses against hand computations and their expected behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from edge_networks.egcnn import EGCNN
+from edge_networks.losses import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
+
+
+def test_balanced_bce_by_hand():
+    logits = torch.tensor([2.0, -1.0, 0.5, -3.0]).reshape(1, 1, 4)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 4)
+    beta = 3 / 4  # non-edge fraction
+    p = [1 / (1 + math.exp(-v)) for v in (2.0, -1.0, 0.5, -3.0)]
+    expected = (-beta * math.log(p[0]) - (1 - beta) * sum(math.log(1 - q) for q in p[1:])) / 4
+    assert BalancedBCEWithLogitsLoss()(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_balanced_bce_per_channel_beta():
+    logits = torch.zeros(1, 2, 10)
+    target = torch.zeros(1, 2, 10)
+    target[0, 0, :5] = 1  # beta 0.5
+    target[0, 1, :1] = 1  # beta 0.9
+    per = BalancedBCEWithLogitsLoss(reduction="none")(logits, target)
+    log2 = math.log(2)
+    assert per[0, 0].item() == pytest.approx((0.5 * 5 + 0.5 * 5) * log2 / 10)
+    assert per[0, 1].item() == pytest.approx((0.9 * 1 + 0.1 * 9) * log2 / 10)
+
+
+def test_edge_loss_prefers_right_edges():
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 4:12, 4] = 1
+    good, bad = (target * 20 - 10), (torch.roll(target, 5, dims=3) * 20 - 10)
+    loss = EdgeLoss()
+    assert loss(good, target) < 0.05 < loss(bad, target)
+
+
+def _square(shift=0, size=32):
+    m = torch.zeros(1, 1, size, size)
+    m[0, 0, 8 + shift : 24 + shift, 8:24] = 1
+    return m
+
+
+@pytest.mark.parametrize("sigmoid", [True, False])
+def test_consistency_near_zero_for_sharp_copy_and_larger_when_shifted(sigmoid):
+    torch.manual_seed(0)
+    gt = _square()
+    target = gt if sigmoid else torch.cat([1 - gt, gt], 1)
+    sharp = (target * 2 - 1) * 30.0
+    shifted = (torch.roll(target, 3, dims=2) * 2 - 1) * 30.0
+    loss = DualTaskConsistencyLoss(tau=0.5, sigmoid=sigmoid)
+    same, moved = loss(sharp, target).item(), loss(shifted, target).item()
+    assert same < 0.02 and moved > 10 * max(same, 1e-3) and moved > 0.2
+
+
+def test_consistency_is_differentiable():
+    logits = torch.randn(1, 3, 12, 12, 12, requires_grad=True)
+    target = torch.nn.functional.one_hot(torch.randint(0, 3, (1, 12, 12, 12)), 3).permute(0, 4, 1, 2, 3).float()
+    DualTaskConsistencyLoss()(logits, target).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_egcnn_loss_regions_and_classes():
+    torch.manual_seed(0)
+    regions = torch.zeros(2, 3, 16, 16, 16)
+    regions[:, 1, 4:12, 4:12, 4:12] = 1
+    regions[:, 0, 6:10, 6:10, 6:10] = 1
+    regions[:, 2, 7:9, 7:9, 7:9] = 1
+    net = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 8}).train()
+    pred = net(torch.randn(2, 4, 16, 16, 16))
+    loss_fn = EGCNNLoss(out_channels=3, sigmoid=True)
+    loss = loss_fn(pred, regions)
+    assert set(loss_fn.last) == {"dice", "edge", "consistency"}
+    expected = loss_fn.last["dice"] + loss_fn.last["edge"] + loss_fn.last["consistency"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in net.gates.parameters())
+    # softmax classes with a label-map target (KiTS)
+    labels = torch.zeros(2, 1, 16, 16, 16, dtype=torch.long)
+    labels[:, :, 4:12, 4:12, 4:12] = 1
+    labels[:, :, 6:9, 6:9, 6:9] = 2
+    kits = EGCNNLoss(out_channels=3, sigmoid=False)
+    assert torch.isfinite(kits(pred.detach(), labels))
+    # edge stream off: Dice alone
+    assert kits(pred[:, :3].detach(), labels).item() == pytest.approx(kits.last["dice"])
+    with pytest.raises(ValueError, match="edge channels"):
+        EGCNNLoss(out_channels=3)(torch.randn(1, 5, 8, 8, 8), regions[:1, :, :8, :8, :8])
