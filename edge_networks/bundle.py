@@ -1,0 +1,172 @@
+"""Helpers the bundle configs call (bundles hold no Python code; their ``_target_``/``$`` expressions land here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.handlers import from_engine
+from monai.inferers import Inferer
+
+from .data.integrity import verify_datalist
+from .data.layouts import build_datalist
+from .data.split import split_datalist
+
+__all__ = [
+    "bundle_root",
+    "load_datalist",
+    "inference_datalist",
+    "poly_lr",
+    "cpu_supports_bf16",
+    "AutocastInferer",
+    "select_channel",
+    "case_name_formatter",
+]
+
+logger = logging.getLogger(__name__)
+REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+def bundle_root(name: str) -> str:
+    """The folder of bundle ``name`` in this repository (``bundles/<name>``); the working directory otherwise.
+
+    Bundle configs default their ``bundle_root`` to this so they run from any directory; ``--bundle_root``
+    overrides it (MONAI Label and exported bundles do).
+    """
+    path = REPO_BUNDLES / name
+    return str(path if path.is_dir() else Path.cwd())
+
+
+def load_datalist(
+    layout: str,
+    dataset_dir: str | None = None,
+    data_list_file_path: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    check: bool = True,
+    num_workers: int = 1,
+) -> dict[str, list[dict]]:
+    """Training and validation items for a bundle, integrity-checked before any training starts.
+
+    Reads ``data_list_file_path`` (a datalist JSON with ``training``/``validation``, e.g. from
+    ``edge_networks.data.prepare``) when given, else scans ``dataset_dir`` in ``layout`` and splits 80/20 by
+    ``seed``. Raises :class:`~edge_networks.data.DatasetIntegrityError` naming every bad file.
+    """
+    if data_list_file_path:
+        with open(data_list_file_path) as f:
+            spec = json.load(f)
+        layout = spec.get("layout", layout)
+        base = Path(data_list_file_path).parent
+        train, val = ([_absolute(it, base) for it in spec.get(k, [])] for k in ("training", "validation"))
+        if not val:
+            train, val = split_datalist(train, val_fraction, seed)
+    else:
+        if dataset_dir is None:
+            raise ValueError("set dataset_dir (a dataset folder) or data_list_file_path (a datalist JSON)")
+        train, val = split_datalist(build_datalist(layout, dataset_dir), val_fraction, seed)
+    if check:
+        train, _ = verify_datalist(train, layout, num_workers=num_workers)
+        val, _ = verify_datalist(val, layout, num_workers=num_workers)
+        logger.info(f"integrity check passed: {len(train)} training, {len(val)} validation case(s)")
+    return {"training": train, "validation": val}
+
+
+def inference_datalist(
+    layout: str,
+    dataset_dir: str | None = None,
+    datalist: Sequence[dict] | None = None,
+    check: bool = True,
+) -> list[dict]:
+    """Cases to segment: ``datalist`` (dicts with ``image``) or every case of ``dataset_dir``; checked first."""
+    items = list(datalist) if datalist else build_datalist(layout, dataset_dir)
+    if check:
+        items, _ = verify_datalist(items, layout, require_label=False)
+    return items
+
+
+def _absolute(item: dict, base: Path) -> dict:
+    out = dict(item)
+    for key in ("image", "label"):
+        if key in out:
+            v = out[key]
+            out[key] = [str(base / p) for p in v] if isinstance(v, list) else str(base / v)
+    return out
+
+
+def poly_lr(max_epochs: int, power: float = 0.9) -> Callable[[int], float]:
+    """``LambdaLR`` factor of the paper's schedule ``lr = lr0 * (1 - e / N) ** power``."""
+
+    def factor(epoch: int) -> float:
+        return max(0.0, 1.0 - epoch / max(1, max_epochs)) ** power
+
+    return factor
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matrix kernels natively (oneDNN AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class AutocastInferer(Inferer):
+    """Run an inferer's network calls under CPU bfloat16 autocast, returning float32 outputs.
+
+    MONAI's engines autocast only on CUDA (``amp=True``); this gives CPU users the bf16 speed-up. Each network
+    call is autocast and cast back to float32, so sliding-window stitching and the loss stay in float32. On
+    other devices, or with ``enabled=False``, the wrapped inferer runs unchanged.
+
+    Args:
+        inferer: the inferer to wrap (SimpleInferer, SlidingWindowInferer, SliceInferer, ...).
+        enabled: switch (``False``: float32 everywhere).
+        dtype: autocast dtype.
+    """
+
+    def __init__(self, inferer: Inferer, enabled: bool = True, dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        self.inferer = inferer
+        self.enabled = enabled
+        self.dtype = dtype
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self.enabled or inputs.device.type != "cpu":
+            return self.inferer(inputs, network, *args, **kwargs)
+
+        def autocast_network(x: torch.Tensor, *a: Any, **k: Any) -> Any:
+            with torch.autocast("cpu", dtype=self.dtype):
+                out = network(x, *a, **k)
+            return out.float() if isinstance(out, torch.Tensor) else out
+
+        return self.inferer(inputs, autocast_network, *args, **kwargs)
+
+
+def select_channel(index: int, keys: Sequence[str] = ("pred", "label")) -> Callable:
+    """Metric ``output_transform``: the ``(pred, label)`` lists of an engine output, channel ``index`` only."""
+    get = from_engine(list(keys))
+
+    def transform(output: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        pred, label = get(output)
+        return [p[index : index + 1] for p in pred], [y[index : index + 1] for y in label]
+
+    return transform
+
+
+def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
+    """``SaveImaged(output_name_formatter=...)``: name outputs after the case, not after its first file.
+
+    Folder-per-case layouts (BraTS, KiTS19) take the case folder's name (``case_00003`` rather than
+    ``imaging``); single-file layouts (Decathlon, plain datalists) take the file name without extension.
+    """
+    per_folder = layout not in ("decathlon", "datalist")
+
+    def formatter(metadict: dict, saver: Any) -> dict:
+        path = Path(str(metadict.get("filename_or_obj", "case")))
+        subject = path.parent.name if per_folder else path.name.split(".nii")[0].split(".")[0]
+        return {"subject": subject, "idx": metadict.get("patch_index")}
+
+    return formatter
