@@ -13,7 +13,8 @@ A plug-and-play edge stream on a MONAI encoder-decoder (SegResNet, U-Net or V-Ne
 Assumptions where the paper is silent (its equations were lost; see the bundle docs): the gate formula of
 :class:`~edge_networks.blocks.EdgeGatedLayer` (``gate="egcnn"``), the edge-stream width (``edge_channels``), the
 first gate sitting at the resolution of the first upsampled decoder map (no upsampling before it), one gate
-channel, and fusion by a 1x1 convolution over ``[main logits, edge features]``.
+channel, and fusion by a 1x1 convolution over ``[main logits, GroupNorm(edge features)]``, initialised as the
+identity on the main logits so that training starts from the backbone's output.
 
 Outputs: in training mode ``cat([seg_logits, edge_logits], dim=1)`` (``out_channels + edge_out_channels``
 channels, split by the loss); in evaluation mode the segmentation logits only, unless ``edges_in_eval`` (then
@@ -26,6 +27,7 @@ import torch
 import torch.nn as nn
 from monai.networks.blocks.segresnet_block import ResBlock
 from monai.networks.layers.factories import Conv
+from monai.networks.layers.utils import get_norm_layer
 
 from .backbones import build_backbone
 from .blocks import EdgeGatedLayer, interpolate_to
@@ -94,12 +96,22 @@ class EGCNN(nn.Module):
                 ]
             )
             self.edge_head = conv(edge_channels, self.edge_out_channels, kernel_size=1)
+            # fusion sees normalised edge features and starts as the identity on the main logits (edge weights
+            # zero), so training begins from the backbone and the gated features (e * alpha + e grows with
+            # depth) cannot saturate the segmentation's sigmoid/softmax from the first step
+            self.fuse_norm = get_norm_layer(norm, spatial_dims, edge_channels)
             self.fuse = conv(out_channels + edge_channels, out_channels, kernel_size=1)
+            with torch.no_grad():
+                self.fuse.weight.zero_()
+                self.fuse.bias.zero_()
+                for c in range(out_channels):
+                    self.fuse.weight[c, c] = 1.0
         else:
             self.edge_in = nn.Identity()
             self.res_blocks = nn.ModuleList()
             self.gates = nn.ModuleList()
             self.edge_head = nn.Identity()
+            self.fuse_norm = nn.Identity()
             self.fuse = nn.Identity()
 
     def forward_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +127,7 @@ class EGCNN(nn.Module):
             if i > 0:
                 e = interpolate_to(e, skip)
             e = gate(e, skip)
-        seg = self.fuse(torch.cat([main_logits, e], dim=1))
+        seg = self.fuse(torch.cat([main_logits, self.fuse_norm(e)], dim=1))
         return seg, self.edge_head(e)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
