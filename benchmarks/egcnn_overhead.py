@@ -5,7 +5,8 @@
 Part 1 (same inputs, each measurement in a fresh process so that peak memory is its own): SegResNet alone vs
 EG-CNN + SegResNet (``egcnn_brats`` defaults: init_filters 16, edge_channels 16) on a 1x4x96^3 input --
 training step (forward, loss, backward, Adam step; EGCNNLoss vs Dice), sliding-window inference over a
-4x192x192x128 volume with 96^3 windows, and peak resident memory. Medians of ``--repeats`` after a warm-up.
+4x160x160x128 volume with 96^3 windows (overlap 0.25), and peak resident memory. Medians of
+``--repeats`` after a warm-up.
 Both in float32 and in CPU bf16 autocast (what the bundles use on CPUs that support it).
 
 Part 2: one synthetic 4x240x240x155 case segmented by whole processes (wall time and peak RSS of the process):
@@ -60,7 +61,7 @@ if mode == "train":
             times.append(time.perf_counter() - t0)
 else:
     net.eval()
-    vol = torch.randn(1, 4, 192, 192, 128)
+    vol = torch.randn(1, 4, 160, 160, 128)
     inferer = AutocastInferer(SlidingWindowInferer((96, 96, 96), sw_batch_size=1, overlap=0.25), enabled=bf16)
     with torch.no_grad():
         for i in range(repeats + 1):
@@ -68,7 +69,8 @@ else:
             inferer(vol, net)
             if i:
                 times.append(time.perf_counter() - t0)
-print(json.dumps({"median_s": float(np.median(times)), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"median_s": float(np.median(times)), "peak_rss_mb": peak}))
 """
 
 
@@ -141,8 +143,9 @@ def part2(volume_settings: dict) -> dict:
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
             print(name, out[name], flush=True)
     out["egcnn_settings"] = volume_settings
-    out["time_ratio"] = round(out["egcnn_brats"]["wall_s_median"] / out["zoo_brats_mri_segmentation"]["wall_s_median"], 3)
-    out["memory_ratio"] = round(out["egcnn_brats"]["peak_rss_mb"] / out["zoo_brats_mri_segmentation"]["peak_rss_mb"], 3)
+    ours, zoo_res = out["egcnn_brats"], out["zoo_brats_mri_segmentation"]
+    out["time_ratio"] = round(ours["wall_s_median"] / zoo_res["wall_s_median"], 3)
+    out["memory_ratio"] = round(ours["peak_rss_mb"] / zoo_res["peak_rss_mb"], 3)
     return out
 
 

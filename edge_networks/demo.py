@@ -42,7 +42,7 @@ def _bundle(args: Sequence[str], log: Path) -> float:
         assert proc.stdout is not None
         for line in proc.stdout:
             f.write(line)
-            if " - INFO - Epoch" in line or "Metrics" in line or "writing:" in line or "Error" in line:
+            if "Metrics --" in line or "Trainer - INFO - Epoch[" in line or "writing:" in line or "Error" in line:
                 print(line.rstrip(), flush=True)
     if proc.wait() != 0:
         raise SystemExit(f"monai.bundle {args[0]} failed; see {log}")
@@ -63,21 +63,20 @@ def _overlays(items: list[dict], pred_dir: Path, png: Path) -> None:
         flair, t1ce = _ras(item["image"][0]).astype(np.float32), _ras(item["image"][2]).astype(np.float32)
         z = int(np.nonzero((gt > 0).any(axis=(0, 1)))[0].mean()) if (gt > 0).any() else gt.shape[2] // 2
 
-        def sl(v):
+        def sl(v, z=z):
             return np.ascontiguousarray(np.rot90(v[:, :, z])[:, ::-1])
 
-        edge_lab = (sl(edge) > 0.5).astype(np.uint8) * 5
-        rows.append((f"{case} z={z}: FLAIR | T1ce | ground truth | prediction | predicted edges", [
+        rows.append((f"{case} z={z}: FLAIR | T1ce | ground truth | prediction | edge probability", [
             overlay(to_uint8(sl(flair))), overlay(to_uint8(sl(t1ce))),
             overlay(to_uint8(sl(t1ce)), sl(gt)), overlay(to_uint8(sl(t1ce)), sl(pred)),
-            overlay(to_uint8(sl(flair)), edge_lab, alpha=0.9),
+            overlay(to_uint8(sl(edge), 0.0, 1.0)),
         ]))
     save_montage(rows, png, scale=3)
 
 
 def _metrics(eval_dir: Path) -> dict[str, float]:
     with open(eval_dir / "metrics.csv") as f:
-        return {row[0]: float(row[1]) for row in csv.reader(f, delimiter="\t") if len(row) >= 2}
+        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _overlays(held_out, out / "predictions", out / "overlays.png")
 
     metrics = _metrics(out / "eval")
-    rows = [("region", "Dice", "HD95 (mm)")]
+    rows = [("region", "Dice", "HD95 (vox)")]
     for region in ("wt", "tc", "et"):
         rows.append((region.upper(), f"{metrics.get(f'val_dice_{region}', float('nan')):.3f}",
                      f"{metrics.get(f'val_hd95_{region}', float('nan')):.2f}"))

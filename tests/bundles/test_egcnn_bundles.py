@@ -158,3 +158,21 @@ def test_broken_case_fails_before_training(brats_root, tmp_path):
     assert proc.returncode != 0
     assert "BraTS2021_00001_t2.nii.gz: file is missing" in proc.stderr
     assert not (tmp_path / "b" / "models" / "model.pt").exists()
+
+
+def test_inference_on_decathlon_4d_layout(trained, tmp_path):
+    """Task01's 4D files (FLAIR, T1w, t1gd, T2w in one NIfTI) are segmented like four BraTS files."""
+    from tests.edge_networks.data.test_layouts import _to_decathlon
+
+    root, data = trained["egcnn_brats"]
+    task = _to_decathlon(data, tmp_path / "Task01_BrainTumour")
+    out = tmp_path / "pred"
+    proc = bundle_cli("run", "--config_file", configs("egcnn_brats", "inference.json"), "--bundle_root", str(root),
+                      "--layout", "decathlon", "--dataset_dir", str(task), "--output_dir", str(out),
+                      "--roi_size", "[32,32,32]", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for image in sorted((task / "imagesTr").glob("*.nii.gz")):
+        src = nib.load(str(image))
+        seg = nib.load(str(out / (image.name.replace(".nii.gz", "_seg.nii.gz"))))
+        assert src.shape[3] == 4 and seg.shape == src.shape[:3]
+        np.testing.assert_allclose(seg.affine, src.affine, atol=1e-5)
