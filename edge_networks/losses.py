@@ -10,7 +10,7 @@ from torch.nn.modules.loss import _Loss
 
 from transforms.edges import label_to_edge, sobel_gradient_magnitude
 
-__all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss"]
+__all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss", "BoundaryAwareLoss"]
 
 
 class BalancedBCEWithLogitsLoss(_Loss):
@@ -165,6 +165,38 @@ class EGCNNLoss(_Loss):
         if edge_gt.shape[1] != edge_logits.shape[1]:
             raise ValueError(f"{edge_logits.shape[1]} edge channels predicted, {edge_gt.shape[1]} in the target")
         edge = self.edge(edge_logits, edge_gt.to(edge_logits.dtype))
-        cons = self.consistency(seg, masks)
-        self.last.update(edge=float(edge.detach()), consistency=float(cons.detach()))
-        return loss + self.edge_weight * edge + self.consistency_weight * cons
+        self.last["edge"] = float(edge.detach())
+        loss = loss + self.edge_weight * edge
+        if self.consistency_weight:
+            cons = self.consistency(seg, masks)
+            self.last["consistency"] = float(cons.detach())
+            loss = loss + self.consistency_weight * cons
+        return loss
+
+
+class BoundaryAwareLoss(EGCNNLoss):
+    """Boundary aware networks' loss: ``1.0 * Dice(seg) + 0.5 * Dice(edge) + 0.1 * balanced BCE(edge)``.
+
+    :class:`EGCNNLoss` with the paper's weights and no consistency term; ``dice_weight``/``edge_bce_weight`` set
+    to 0 (or ``edge_weight=0``) gives the paper's "no edge loss" ablation. Edge ground truth: the label's spatial
+    gradient support (Sobel, ``edge_mode="both"``), computed online.
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 1,
+        sigmoid: bool = True,
+        edge_weight: float = 1.0,
+        edge_dice_weight: float = 0.5,
+        edge_bce_weight: float = 0.1,
+        edge_mode: str = "both",
+    ) -> None:
+        super().__init__(
+            out_channels,
+            sigmoid=sigmoid,
+            edge_weight=edge_weight,
+            consistency_weight=0.0,
+            edge_dice_weight=edge_dice_weight,
+            edge_bce_weight=edge_bce_weight,
+            edge_mode=edge_mode,
+        )
