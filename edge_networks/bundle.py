@@ -25,6 +25,7 @@ __all__ = [
     "AutocastInferer",
     "select_channel",
     "case_name_formatter",
+    "foreground_slices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,3 +171,22 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
         return {"subject": subject, "idx": metadict.get("patch_index")}
 
     return formatter
+
+
+def foreground_slices(axis: int = -1, keys: Sequence[str] = ("pred", "label")) -> Callable:
+    """Metric ``output_transform`` for per-slice metrics on volumes: the 2D slices along ``axis`` whose label has
+    foreground, as separate ``(C, H, W)`` items (the boundary-aware paper reports Dice, Jaccard and Hausdorff
+    distance per axial slice)."""
+    get = from_engine(list(keys))
+
+    def transform(output: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        preds, labels = get(output)
+        out_p, out_l = [], []
+        for p, y in zip(preds, labels):
+            p, y = torch.movedim(torch.as_tensor(p), axis, 0), torch.movedim(torch.as_tensor(y), axis, 0)
+            for i in torch.nonzero(y.flatten(1).any(dim=1)).flatten().tolist():
+                out_p.append(p[i])
+                out_l.append(y[i])
+        return out_p, out_l
+
+    return transform
