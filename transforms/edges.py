@@ -54,11 +54,9 @@ _MODES = ("inner", "outer", "both")
 
 
 def _pad(x: torch.Tensor, spatial_dims: int, value: float | None) -> torch.Tensor:
-    """Pad every spatial axis of ``(N, C, *spatial)`` by one voxel: replicate when ``value`` is None."""
+    """Pad every spatial axis of a float ``(N, C, *spatial)`` by one voxel: replicate when ``value`` is None."""
     pad = [1, 1] * spatial_dims
     if value is None:
-        if x.dtype == torch.bool:  # replicate padding is not implemented for bool
-            return F.pad(x.to(torch.uint8), pad, mode="replicate").bool()
         return F.pad(x, pad, mode="replicate")
     return F.pad(x, pad, mode="constant", value=value)
 
