@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from edge_networks.data import build_datalist, verify_datalist
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
@@ -61,7 +62,9 @@ def _stats(item: dict, task: str) -> dict:
            "spacing": [round(float(s), 4) for s in img.header.get_zooms()[:3]],
            "label_voxels": {int(v): int(c) for v, c in zip(vals, counts)}}
     if task == "brats":
-        out["nested"] = bool(np.all(np.isin(seg[seg == 4], [4])) and ((seg == 4) <= (seg > 0)).all())
+        # spatial nesting: the tumour core (1, 4) is enclosed by the whole tumour, never touching label 0
+        core = np.isin(seg, [1, 4])
+        out["core_enclosed_by_whole_tumour"] = bool((ndimage.binary_dilation(core) <= (seg > 0)).all())
     return out
 
 

@@ -34,13 +34,29 @@ def test_brats_cases_load_nested_and_check(brats_root):
     for item in items:
         d = load(item)
         assert d["image"].shape == (4, *TINY_BRATS)
-        tc, wt, et = (d["label"][i].bool() for i in range(3))
+        tc, wt = d["label"][0].bool().numpy(), d["label"][1].bool().numpy()
         assert wt.sum() > 0 and tc.sum() > 0
-        assert not (et & ~tc).any() and not (tc & ~wt).any()  # ET inside TC inside WT
+        # spatially nested: the core is enclosed by the whole tumour (no core voxel touches non-tumour tissue)
+        assert (ndimage.binary_dilation(tc) <= wt).all()
         seg = np.asarray(nib.load(item["label"]).dataobj)
         assert set(np.unique(seg)) <= {0, 1, 2, 4}
         brain = np.asarray(nib.load(item["image"][1]).dataobj) > 0
         assert not (seg[~brain] > 0).any()  # tumour inside the (skull-stripped) brain
+
+
+def test_tumour_compartments_nested():
+    """The generator's compartments: ET and necrosis partition TC, TC lies inside WT away from its border."""
+    from edge_networks.data.synthetic.brats import _phantom_tissues, _tumour
+    from edge_networks.data.synthetic.fields import Grid
+
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        grid = Grid((64, 64, 42), (3.75, 3.75, 3.7))
+        brain, tissue = _phantom_tissues(grid, rng)
+        t = _tumour(grid, brain, tissue["wm"], rng)
+        assert t["tc"].any() and not (t["wt"] & ~brain).any()
+        assert not (t["et"] & t["necrosis"]).any() and np.array_equal(t["et"] | t["necrosis"], t["tc"])
+        assert (ndimage.binary_dilation(t["tc"]) <= t["wt"]).all()
 
 
 def test_brats_geometry_and_dtype():
