@@ -17,6 +17,7 @@ from .data.layouts import build_datalist
 from .data.split import split_datalist
 
 __all__ = [
+    "flag",
     "bundle_root",
     "load_datalist",
     "inference_datalist",
@@ -30,6 +31,31 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", "none", ""}
+
+
+def flag(value: Any) -> bool:
+    """A config switch as a bool, whether it came from JSON (``false``) or the command line.
+
+    ``python -m monai.bundle run ... --save_edges false`` hands the config the *string* ``"false"`` (fire parses
+    only Python literals), which is truthy; every boolean switch of the bundles goes through this.
+
+    Raises:
+        ValueError: for a string that is not a recognisable boolean, naming it.
+    """
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+        raise ValueError(f"expected a boolean switch (true/false), got {value!r}")
+    if isinstance(value, torch.Tensor):
+        return bool(value.item())
+    return bool(value)
 
 
 def bundle_root(name: str) -> str:

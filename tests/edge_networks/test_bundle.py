@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from monai.bundle import ConfigParser
 from monai.inferers import SimpleInferer, SlidingWindowInferer
 
 from edge_networks import EGCNN
-from edge_networks.bundle import AutocastInferer, case_name_formatter, load_datalist, poly_lr, select_channel
+from edge_networks.bundle import AutocastInferer, case_name_formatter, flag, load_datalist, poly_lr, select_channel
+from tests.conftest import REPO
 
 
 def test_poly_lr_schedule():
@@ -53,3 +55,24 @@ def test_load_datalist_from_prepared_json(brats_root, tmp_path):
     prepare_datalist("brats2021", brats_root, tmp_path / "dl.json", seed=2)
     dl = load_datalist("brats2021", data_list_file_path=str(tmp_path / "dl.json"))
     assert len(dl["training"]) == 2 and len(dl["validation"]) == 1
+
+
+def test_flag_reads_command_line_strings():
+    assert [flag(v) for v in ("false", "False", "0", "no", "", False, 0, None)] == [False] * 8
+    assert [flag(v) for v in ("true", "True", "1", "yes", True, 1, torch.tensor(True))] == [True] * 7
+    with pytest.raises(ValueError, match="'fasle'"):
+        flag("fasle")
+
+
+@pytest.mark.parametrize("cli_value", ["false", False])
+def test_switches_from_the_command_line_turn_things_off(cli_value):
+    """``--edge_stream false`` / ``--save_edges false`` / ``--cpu_bf16 false`` arrive as strings and must work."""
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "egcnn_brats" / "configs" / "inference.json"))
+    parser["edge_stream"] = cli_value
+    parser["save_edges"] = cli_value
+    parser["cpu_bf16"] = cli_value
+    parser["backbone_kwargs"] = {"init_filters": 8}
+    net = parser.get_parsed_content("network_def")
+    assert net.use_edge_stream is False and net.edges_in_eval is False
+    assert parser.get_parsed_content("inferer").enabled is False
