@@ -1,0 +1,74 @@
+"""``multi_gpu_train.json`` of every bundle under ``torchrun --nproc_per_node 2`` on the CPU (gloo backend).
+
+Both ranks train on their shard (DistributedSampler) and validate on theirs (MONAI's metrics all-gather the
+scores); only rank 0 logs metrics and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
+from tests.bundles.test_egcnn_bundles import configs
+from tests.conftest import REPO, TINY_BRATS, TINY_KITS
+
+SMALL_EGCNN = ["--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8", "--roi_size", "[32,32,32]"]
+SMALL_BA = ["--features", "[8,16,32,64]", "--shape_channels", "8", "--aspp_channels", "16"]
+RUNS = {
+    "egcnn_brats": [*SMALL_EGCNN],
+    "egcnn_kits": [*SMALL_EGCNN, "--spacing", "[6.0,6.0,6.0]", "--num_samples", "1"],
+    "boundary_aware_brats": [*SMALL_BA, "--roi_size", "[48,48]"],
+    "boundary_aware_brats3d": [*SMALL_BA, "--roi_size", "[32,32,32]", "--num_samples", "1"],
+}
+
+
+@pytest.fixture(scope="module")
+def ten_cases(tmp_path_factory):
+    """Ten tiny cases per dataset: the 80/20 split leaves two validation cases, one per rank."""
+    brats = tmp_path_factory.mktemp("brats10")
+    write_brats_dataset(brats, 10, TINY_BRATS, seed=3, progress=False)
+    kits = tmp_path_factory.mktemp("kits10")
+    write_kits_dataset(kits, 10, TINY_KITS, seed=3, progress=False)
+    return {"brats": brats, "kits": kits}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(RUNS))
+def test_torchrun_two_processes_one_set_of_checkpoints(name, ten_cases, tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    data = ten_cases["kits" if "kits" in name else "brats"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # the CPU path, gloo
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "monai.bundle", "run",
+         "--config_file", configs(name, "train.json", "multi_gpu_train.json"), "--bundle_root", str(tmp_path),
+         "--dataset_dir", str(data), "--epochs", "2", "--val_interval", "1", "--num_workers", "0", *RUNS[name]],
+        capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    # both ranks ran both epochs to the end
+    assert log.count("SupervisedTrainer - INFO - Engine run finished") == 2, log[-4000:]
+    # every rank validated (its shard), one rank reported: the metrics line is rank 0's StatsHandler
+    assert log.count("SupervisedEvaluator - INFO - Engine run finished") == 4
+    assert log.count("Key metric:") == 2
+    models = tmp_path / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["last_checkpoint_epoch=2.pt", "model.pt", "model_last.pt"]
+    # the best checkpoint is the bare network's state dict (DDP's "module." prefix removed), loadable strictly
+    parser = ConfigParser()
+    parser.read_config(configs(name, "train.json"))
+    args = RUNS[name]
+    for key, value in zip(args[::2], args[1::2], strict=True):
+        parser[key[2:]] = ast.literal_eval(value)
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))
+    last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=False)
+    assert last["trainer"]["iteration"] == 2 * last["trainer"]["epoch_length"]
+    if name.startswith("egcnn"):  # 8 training cases, batch 1: each rank's shard is 4 cases
+        assert last["trainer"]["epoch_length"] == 4
