@@ -1,0 +1,135 @@
+"""A MONAI Label app that serves this project's bundles from their folders (``bundles/<name>``), offline.
+
+Start it with (the app folder's ``main.py`` imports :class:`EdgeSegApp`)::
+
+    monailabel start_server --app apps/monailabel --studies /data/studies \
+        --conf models egcnn_brats,egcnn_kits,boundary_aware_brats
+
+``--conf models`` takes bundle names (comma-separated) or ``all``; ``--conf bundles DIR`` serves bundles from
+another folder (default: this repository's ``bundles/``). Every bundle gets an infer task (its
+``configs/inference.json``, weights ``models/model.pt`` or else ``models/model.ts``); 3D bundles also get a train
+task (``configs/train.json``, MONAI Label's datastore as the datalist).
+
+Studies: one image file per study. A BraTS study is one 4D NIfTI with the four contrasts in the Decathlon
+Task01 order (FLAIR, T1w, T1gd, T2w: the bundles' channel order); a KiTS study is the CT volume. The label
+names ``/info`` reports come from each bundle's ``outputs.pred.channel_def``, whose keys are the values the
+returned label map holds (BraTS: 1 necrotic tumour core, 2 peritumoral edema, 4 enhancing tumour), so a saved
+label map trains the BraTS bundles unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monai.transforms import SaveImaged
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.tasks.infer.bundle import BundleInferTask
+from monailabel.tasks.train.bundle import BundleTrainTask
+
+from . import __version__
+from .bundle import REPO_BUNDLES
+
+__all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles"]
+
+logger = logging.getLogger(__name__)
+
+
+def served_bundles(bundles_dir: str | Path, models: str | Sequence[str]) -> dict[str, Path]:
+    """Bundle folders to serve: ``models`` is ``"all"``, a comma-separated string or a list of names.
+
+    Raises:
+        FileNotFoundError: a named bundle has no ``configs/metadata.json`` under ``bundles_dir`` (the message lists
+            the bundles that exist).
+        ValueError: no bundle named.
+    """
+    root = Path(bundles_dir)
+    available = sorted(p.name for p in root.iterdir() if (p / "configs" / "metadata.json").exists()) \
+        if root.is_dir() else []
+    names = [m.strip() for m in (models.split(",") if isinstance(models, str) else models) if m.strip()]
+    if names == ["all"]:
+        names = available
+    if not names:
+        raise ValueError(f"no bundle to serve: pass --conf models <names|all>; available in {root}: {available}")
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise FileNotFoundError(f"bundle(s) {missing} not found in {root} (a bundle has configs/metadata.json); "
+                                f"available: {available}")
+    return {n: root / n for n in names}
+
+
+def spatial_dims(bundle: Path) -> int:
+    """Spatial dimensions of a bundle's network input, from its metadata."""
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    return len(meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+
+
+class EdgeBundleInferTask(BundleInferTask):
+    """MONAI Label's bundle infer task, loading weights strictly (a mismatched checkpoint is an error, not a
+    silently random network) and keeping the bundle's own loading and ``Invertd``; ``SaveImaged`` is dropped."""
+
+    def __init__(self, path: str, conf: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(path, conf, post_filter=[SaveImaged], load_strict=True, **kwargs)
+
+    def run_pre_transforms(self, data, transforms):
+        # MONAI 1.6's Spacingd updates every "image_*" entry as a meta dict, and MONAI Label 0.8.5 puts the string
+        # "image_path" in the request: AttributeError for every bundle with Spacingd (KiTS). Hide it meanwhile.
+        path = data.pop("image_path", None)
+        out = super().run_pre_transforms(data, transforms)
+        if path is not None:
+            out["image_path"] = path
+        return out
+
+
+class EdgeBundleTrainTask(BundleTrainTask):
+    """MONAI Label's bundle train task; the poly schedule spans the requested epochs and every epoch validates,
+    so ``models/model.pt`` (the best checkpoint, what inference loads) is written by any run."""
+
+    def __init__(self, path: str, conf: dict[str, str]) -> None:
+        super().__init__(path, conf, load_strict=True)
+        self._request: dict = {}
+
+    def __call__(self, request, datastore):
+        self._request = dict(request)
+        return super().__call__(request, datastore)
+
+    def _update_overrides(self, overrides: dict) -> dict:
+        overrides["epochs"] = int(self._request.get("max_epochs", 50))
+        overrides["val_interval"] = int(self._request.get("val_interval", 1))
+        overrides["num_workers"] = int(self._request.get("num_workers", 0))
+        overrides["check_data"] = False  # the datastore's files, not a dataset layout
+        return overrides
+
+
+class EdgeSegApp(MONAILabelApp):
+    """Infer with every served bundle, train the 3D ones (see the module docstring for ``--conf`` keys)."""
+
+    def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        self.bundles = served_bundles(conf.get("bundles", str(REPO_BUNDLES)), conf.get("models", "all"))
+        logger.info("serving bundles: %s", {k: str(v) for k, v in self.bundles.items()})
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="edge-seg",
+            description="Edge- and boundary-aware segmentation bundles (EG-CNN, boundary-aware networks)",
+            version=__version__,
+        )
+
+    def init_infers(self):
+        infers = {}
+        for name, path in self.bundles.items():
+            task = EdgeBundleInferTask(str(path), self.conf)
+            if task.is_valid():
+                infers[name] = task
+            else:
+                logger.warning("%s: not served for inference: put weights in %s/models (model.pt or model.ts)",
+                               name, path)
+        return infers
+
+    def init_trainers(self):
+        return {name: EdgeBundleTrainTask(str(path), self.conf) for name, path in self.bundles.items()
+                if spatial_dims(path) == 3}

@@ -1,0 +1,190 @@
+"""The MONAI Label app against a real server on 127.0.0.1: ``/info/``, ``/infer/<model>`` for a BraTS and a KiTS
+bundle, a one-epoch ``/train/<model>``, then shutdown.
+
+The served bundles are copies of the repository's bundles with narrower networks and small windows written into
+their configs (the same keys ``cpu_small.json`` sets), and random weights for inference: the checks are about
+serving (geometry, label values, label names), not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import requests
+import torch
+from monai.bundle import ConfigParser
+
+from edge_networks.data import build_datalist
+from edge_networks.label_app import served_bundles, spatial_dims
+from tests.conftest import REPO
+
+pytest.importorskip("monailabel")
+
+SMALL_EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8, "roi_size": [32, 32, 32],
+               "num_workers": 0, "sw_overlap": 0.25}
+SMALL = {
+    "egcnn_brats": SMALL_EGCNN,
+    "egcnn_kits": {**SMALL_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
+    "boundary_aware_brats": {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16,
+                             "roi_size": [48, 48], "num_workers": 0},
+}
+BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _small_bundle(name: str, dest: Path) -> Path:
+    """Copy bundle ``name`` with the small settings in its configs and random weights in models/model.pt."""
+    bundle = dest / name
+    shutil.copytree(REPO / "bundles" / name, bundle, ignore=shutil.ignore_patterns("models"))
+    (bundle / "models").mkdir()
+    for cfg in ("inference.json", "train.json"):
+        path = bundle / "configs" / cfg
+        content = json.loads(path.read_text())
+        content.update({k: v for k, v in SMALL[name].items() if k in content})
+        path.write_text(json.dumps(content, indent=1))
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    torch.manual_seed(0)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
+    return bundle
+
+
+def _studies(brats_root: Path, kits_root: Path, dest: Path) -> dict[str, Path]:
+    """BraTS studies as Decathlon-order 4D NIfTIs with BraTS-convention labels (what the app returns and saves),
+    and one KiTS CT without a label."""
+    final = dest / "labels" / "final"
+    final.mkdir(parents=True)
+    images = {}
+    for i, item in enumerate(build_datalist("brats2021", brats_root)):
+        vols = [nib.load(p) for p in item["image"]]  # FLAIR, T1, T1ce, T2: the Decathlon's order
+        name = f"BRATS_{i:03d}"
+        nib.save(nib.Nifti1Image(np.stack([np.asarray(v.dataobj) for v in vols], -1), vols[0].affine),
+                 str(dest / f"{name}.nii.gz"))
+        shutil.copy(item["label"], final / f"{name}.nii.gz")
+        images[name] = dest / f"{name}.nii.gz"
+    kits = build_datalist("kits19", kits_root)[0]
+    shutil.copy(kits["image"], dest / "KITS_000.nii.gz")
+    images["KITS_000"] = dest / "KITS_000.nii.gz"
+    return images
+
+
+def test_served_bundles_names_and_errors(tmp_path):
+    assert set(served_bundles(REPO / "bundles", "all")) >= {"egcnn_brats", "egcnn_kits"}
+    assert list(served_bundles(REPO / "bundles", "egcnn_kits, egcnn_brats")) == ["egcnn_kits", "egcnn_brats"]
+    with pytest.raises(FileNotFoundError, match=r"\['nope'\] not found.*available: \['boundary_aware_brats'"):
+        served_bundles(REPO / "bundles", "egcnn_brats,nope")
+    with pytest.raises(ValueError, match="no bundle to serve"):
+        served_bundles(REPO / "bundles", "")
+    assert spatial_dims(REPO / "bundles" / "boundary_aware_brats") == 2
+    assert spatial_dims(REPO / "bundles" / "egcnn_kits") == 3
+
+
+@pytest.fixture
+def server(tmp_path, brats_root, kits_root):
+    bundles = tmp_path / "bundles"
+    for name in SMALL:
+        _small_bundle(name, bundles)
+    studies = tmp_path / "studies"
+    images = _studies(brats_root, kits_root, studies)
+    port = _free_port()
+    monailabel = Path(sys.executable).parent / "monailabel"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false"}
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [str(monailabel), "start_server", "--app", str(REPO / "apps" / "monailabel"), "--studies", str(studies),
+         "--conf", "models", ",".join(SMALL), "--conf", "bundles", str(bundles),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{(tmp_path / 'server.log').read_text()[-4000:]}")
+            try:
+                if requests.get(f"{url}/info/", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"no /info/ in 180 s:\n{(tmp_path / 'server.log').read_text()[-4000:]}")
+            time.sleep(1)
+        yield {"url": url, "images": images, "bundles": bundles, "log": tmp_path / "server.log"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert proc.returncode is not None  # shut down
+
+
+def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
+    r = requests.post(f"{server['url']}/infer/{model}", params={"image": image, "output": "image"},
+                      data={"params": "{}"}, timeout=600)
+    assert r.status_code == 200, (r.text[-2000:], server["log"].read_text()[-4000:])
+    out = tmp_path / f"{model}_{image}.nii.gz"
+    out.write_bytes(r.content)
+    return nib.load(str(out))
+
+
+@pytest.mark.slow
+def test_server_info_infer_train(server, tmp_path):
+    info = requests.get(f"{server['url']}/info/", timeout=30).json()
+    models = info["models"]
+    assert set(models) == set(SMALL)
+    # label names match the values written: BraTS 1/2/4, KiTS 1/2, TC 1
+    assert models["egcnn_brats"]["labels"] == BRATS_LABELS
+    assert models["egcnn_kits"]["labels"] == {"kidney": 1, "tumour": 2}
+    assert models["boundary_aware_brats"]["labels"] == {"tumour core": 1}
+    assert models["boundary_aware_brats"]["dimension"] == 2
+    assert set(info["trainers"]) == {"egcnn_brats", "egcnn_kits"}  # the 3D bundles
+
+    for model, image, allowed in (("egcnn_brats", "BRATS_000", {0, 1, 2, 4}), ("egcnn_kits", "KITS_000", {0, 1, 2}),
+                                  ("boundary_aware_brats", "BRATS_001", {0, 1})):
+        seg = _infer(server, model, image, tmp_path)
+        src = nib.load(str(server["images"][image]))
+        assert seg.shape == src.shape[:3], (model, seg.shape, src.shape)
+        np.testing.assert_allclose(seg.affine, src.affine, atol=1e-4)
+        values = set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist())
+        assert values <= allowed, (model, values)
+        assert values - {0} <= set(models[model]["labels"].values())
+
+    models_dir = server["bundles"] / "egcnn_brats" / "models"
+    before = (models_dir / "model.pt").stat().st_mtime
+    # an asynchronous run, as MONAI Label clients start it, polled until it ends
+    r = requests.post(f"{server['url']}/train/egcnn_brats",
+                      json={"max_epochs": 1, "val_split": 0.34, "device": "cpu", "multi_gpu": False}, timeout=60)
+    assert r.status_code == 200, (r.text[-2000:], server["log"].read_text()[-4000:])
+    deadline = time.time() + 600
+    while True:
+        status = requests.get(f"{server['url']}/train/", timeout=30).json()
+        if status.get("status") in ("DONE", "ERROR") or time.time() > deadline:
+            break
+        time.sleep(2)
+    log = server["log"].read_text()
+    assert status.get("status") == "DONE", (status, log[-4000:])
+    assert "Epoch: 1/1" in log and "Key metric: val_mean_dice" in log  # one epoch, validated
+    assert (models_dir / "model_last.pt").exists()
+    assert (models_dir / "model.pt").stat().st_mtime > before  # the best checkpoint, what inference loads
+    # the retrained weights are served: /infer still answers with the label values /info names
+    seg = _infer(server, "egcnn_brats", "BRATS_002", tmp_path)
+    assert set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist()) <= {0, 1, 2, 4}
