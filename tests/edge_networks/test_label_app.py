@@ -27,6 +27,7 @@ from monai.bundle import ConfigParser
 
 from edge_networks.data import build_datalist
 from edge_networks.label_app import served_bundles, spatial_dims
+from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO
 
 pytest.importorskip("monailabel")
@@ -147,7 +148,7 @@ def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
 
 
 @pytest.mark.slow
-def test_server_info_infer_train(server, tmp_path):
+def test_server_info_infer_train(server, brats_root, tmp_path):
     info = requests.get(f"{server['url']}/info/", timeout=30).json()
     models = info["models"]
     assert set(models) == set(SMALL)
@@ -167,6 +168,17 @@ def test_server_info_infer_train(server, tmp_path):
         values = set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist())
         assert values <= allowed, (model, values)
         assert values - {0} <= set(models[model]["labels"].values())
+
+    # the 4D study (Decathlon channel order) gives exactly what the bundle gives on the four BraTS files
+    served = _infer(server, "egcnn_brats", "BRATS_000", tmp_path)
+    item = build_datalist("brats2021", brats_root)[0]
+    bundle = server["bundles"] / "egcnn_brats"
+    proc = bundle_cli("run", "--config_file", str(bundle / "configs" / "inference.json"),
+                      "--bundle_root", str(bundle), "--datalist", repr([{"image": item["image"]}]),
+                      "--output_dir", str(tmp_path / "cli"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (cli,) = (tmp_path / "cli").glob("*_seg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(served.dataobj), np.asarray(nib.load(str(cli)).dataobj))
 
     models_dir = server["bundles"] / "egcnn_brats" / "models"
     before = (models_dir / "model.pt").stat().st_mtime
