@@ -99,7 +99,8 @@ class EdgeBundleTrainTask(BundleTrainTask):
     def _update_overrides(self, overrides: dict) -> dict:
         overrides["epochs"] = int(self._request.get("max_epochs", 50))
         overrides["val_interval"] = int(self._request.get("val_interval", 1))
-        overrides["num_workers"] = int(self._request.get("num_workers", 0))
+        if "num_workers" in self._request:
+            overrides["num_workers"] = int(self._request["num_workers"])
         overrides["check_data"] = False  # the datastore's files, not a dataset layout
         return overrides
 
