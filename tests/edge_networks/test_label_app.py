@@ -105,7 +105,10 @@ def server(tmp_path, brats_root, kits_root):
     images = _studies(brats_root, kits_root, studies)
     port = _free_port()
     monailabel = Path(sys.executable).parent / "monailabel"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false"}
+    # the monailabel launcher is a bash script that runs `python` from PATH (or $MONAILABEL_PYEXE): this venv's
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+           "MONAILABEL_PYEXE": sys.executable,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [str(monailabel), "start_server", "--app", str(REPO / "apps" / "monailabel"), "--studies", str(studies),
@@ -128,12 +131,13 @@ def server(tmp_path, brats_root, kits_root):
             time.sleep(1)
         yield {"url": url, "images": images, "bundles": bundles, "log": tmp_path / "server.log"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         log.close()
     assert proc.returncode is not None  # shut down
 
