@@ -79,7 +79,7 @@ def export_torchscript(bundle: str | Path, config_file: str | Sequence[str] | No
     out = bundle / "models" / "model.ts"
     ckpt_export(net_id="network_def", filepath=str(out), ckpt_file=str(ckpt),
                 meta_file=str(bundle / "configs" / "metadata.json"), config_file=_config_files(bundle, config_file),
-                bundle_root=str(bundle), **override)
+                **{"bundle_root": str(bundle), **override})
     return out
 
 
@@ -107,7 +107,7 @@ def export_onnx(bundle: str | Path, config_file: str | Sequence[str] | None = No
     onnx_export(net_id="network_def", filepath=str(out), ckpt_file=str(ckpt),
                 meta_file=str(bundle / "configs" / "metadata.json"), config_file=_config_files(bundle, config_file),
                 input_shape=list(input_shape) if input_shape else None, converter_kwargs=kwargs,
-                bundle_root=str(bundle), **override)
+                **{"bundle_root": str(bundle), **override})
     return out
 
 

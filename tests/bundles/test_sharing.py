@@ -23,6 +23,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from edge_networks.data import build_datalist
+from edge_networks.sharing import main as sharing_main
 from edge_networks.sharing import pack_bundle
 from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO
@@ -226,3 +227,19 @@ def test_pack_refuses_a_bundle_without_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"models/model.pt: missing"):
         pack_bundle(bundle, tmp_path / "dist")
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def test_pack_command_exports_a_missing_torchscript(exported, tmp_path, capsys):
+    """``python -m edge_networks.sharing`` with overrides: model.ts is exported from model.pt, then packed."""
+    bundle = tmp_path / "egcnn_kits"
+    shutil.copytree(exported["egcnn_kits"], bundle)
+    (bundle / "models" / "model.ts").unlink()
+    sharing_main([str(bundle), "--out", str(tmp_path / "dist"), "--backbone_kwargs", "{'init_filters': 8}",
+                  "--edge_channels", "8"])
+    archive = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert archive.exists() and (bundle / "models" / "model.ts").exists()
+    x = torch.rand(SMALL["egcnn_kits"][1])
+    with torch.no_grad():
+        ref = eager_network("egcnn_kits", bundle)(x)
+        ts = torch.jit.load(str(bundle / "models" / "model.ts")).eval()(x)
+    np.testing.assert_allclose(ts.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
