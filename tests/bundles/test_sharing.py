@@ -243,3 +243,12 @@ def test_pack_command_exports_a_missing_torchscript(exported, tmp_path, capsys):
         ref = eager_network("egcnn_kits", bundle)(x)
         ts = torch.jit.load(str(bundle / "models" / "model.ts")).eval()(x)
     np.testing.assert_allclose(ts.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_inference_ts_without_input_says_so(exported, tmp_path):
+    bundle = exported["egcnn_kits"]
+    cfg = f"['{bundle}/configs/inference.json','{bundle}/configs/inference_ts.json']"
+    proc = bundle_cli("run", "--config_file", cfg, "--bundle_root", str(bundle), "--output_dir", str(tmp_path / "o"))
+    assert proc.returncode != 0
+    assert "inference_ts.json: no input; pass --datalist" in proc.stderr
+    assert not (tmp_path / "o").exists()
