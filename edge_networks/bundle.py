@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from monai.handlers import from_engine
 from monai.inferers import Inferer
+from monai.utils import str2bool
 
 from .data.integrity import verify_datalist
 from .data.layouts import build_datalist
@@ -33,28 +34,19 @@ logger = logging.getLogger(__name__)
 REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", "none", ""}
-
-
 def flag(value: Any) -> bool:
     """A config switch as a bool, whether it came from JSON (``false``) or the command line.
 
     ``python -m monai.bundle run ... --save_edges false`` hands the config the *string* ``"false"`` (fire parses
-    only Python literals), which is truthy; every boolean switch of the bundles goes through this.
+    only Python literals), which is truthy; every boolean switch of the bundles goes through this. Strings go
+    through MONAI's ``str2bool`` (yes/true/t/y/1, no/false/f/n/0); other values (bool, 0/1, a 0-d tensor) through
+    ``bool``.
 
     Raises:
         ValueError: for a string that is not a recognisable boolean, naming it.
     """
     if isinstance(value, str):
-        v = value.strip().lower()
-        if v in _TRUE:
-            return True
-        if v in _FALSE:
-            return False
-        raise ValueError(f"expected a boolean switch (true/false), got {value!r}")
-    if isinstance(value, torch.Tensor):
-        return bool(value.item())
+        return str2bool(value.strip())
     return bool(value)
 
 

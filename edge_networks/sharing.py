@@ -116,6 +116,7 @@ def pack_bundle(
     out_dir: str | Path,
     config_file: str | Sequence[str] | None = None,
     onnx: bool = False,
+    input_shape: Sequence[int] | None = None,
     **override,
 ) -> Path:
     """Export what is missing or stale, then write ``<out_dir>/<name>_v<version>.zip`` atomically.
@@ -125,6 +126,7 @@ def pack_bundle(
         out_dir: where the archive goes.
         config_file: config file(s) for the export (see :func:`export_torchscript`).
         onnx: also export and pack ``models/model.onnx``.
+        input_shape: ``(N, C, *spatial)`` of the ONNX example input (see :func:`export_onnx`).
         override: config overrides for the export.
 
     Returns:
@@ -146,7 +148,7 @@ def pack_bundle(
     if _stale(bundle / "models" / "model.ts", ckpt):
         export_torchscript(bundle, config_file, **override)
     if onnx and _stale(bundle / "models" / "model.onnx", ckpt):
-        export_onnx(bundle, config_file, **override)
+        export_onnx(bundle, config_file, input_shape=input_shape, **override)
 
     files = sorted(p for p in (bundle / "configs").iterdir() if p.is_file())
     files += [bundle / "docs" / "README.md", bundle / "LICENSE"]
@@ -194,11 +196,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config_file", default=None,
                         help="config file(s) as trained, a path or a Python list of paths (default: inference.json)")
     parser.add_argument("--onnx", action="store_true", help="also export and pack models/model.onnx")
+    parser.add_argument("--input_shape", default=None,
+                        help="ONNX example input (N, C, *spatial) as a Python list; the metadata's shape by default")
     args, rest = parser.parse_known_args(argv)
     config = args.config_file
     if config and config.strip().startswith("["):
         config = ast.literal_eval(config)
-    target = pack_bundle(args.bundle, args.out, config_file=config, onnx=args.onnx, **_parse_override(rest))
+    shape = ast.literal_eval(args.input_shape) if args.input_shape else None
+    target = pack_bundle(args.bundle, args.out, config_file=config, onnx=args.onnx, input_shape=shape,
+                         **_parse_override(rest))
     print(target)
 
 

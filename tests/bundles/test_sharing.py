@@ -229,20 +229,28 @@ def test_pack_refuses_a_bundle_without_weights(tmp_path):
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
 
 
-def test_pack_command_exports_a_missing_torchscript(exported, tmp_path, capsys):
-    """``python -m edge_networks.sharing`` with overrides: model.ts is exported from model.pt, then packed."""
+def test_pack_command_exports_missing_files(exported, tmp_path, capsys):
+    """``python -m edge_networks.sharing --onnx`` with overrides: model.ts and model.onnx are exported from
+    model.pt (``export_torchscript`` / ``export_onnx``), then packed."""
+    import onnxruntime as ort
+
     bundle = tmp_path / "egcnn_kits"
     shutil.copytree(exported["egcnn_kits"], bundle)
-    (bundle / "models" / "model.ts").unlink()
-    sharing_main([str(bundle), "--out", str(tmp_path / "dist"), "--backbone_kwargs", "{'init_filters': 8}",
-                  "--edge_channels", "8"])
+    for f in ("model.ts", "model.onnx"):
+        (bundle / "models" / f).unlink()
+    sharing_main([str(bundle), "--out", str(tmp_path / "dist"), "--onnx", "--input_shape",
+                  repr(SMALL["egcnn_kits"][1]), "--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8"])
     archive = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    assert archive.exists() and (bundle / "models" / "model.ts").exists()
-    x = torch.rand(SMALL["egcnn_kits"][1])
+    with zipfile.ZipFile(archive) as zf:
+        assert {"egcnn_kits/models/model.ts", "egcnn_kits/models/model.onnx"} <= set(zf.namelist())
+    x = torch.rand(2, *SMALL["egcnn_kits"][1][1:])  # batch 2: the ONNX batch axis is dynamic
     with torch.no_grad():
         ref = eager_network("egcnn_kits", bundle)(x)
         ts = torch.jit.load(str(bundle / "models" / "model.ts")).eval()(x)
     np.testing.assert_allclose(ts.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
+    sess = ort.InferenceSession(str(bundle / "models" / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onx,) = sess.run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(onx, ref.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_inference_ts_without_input_says_so(exported, tmp_path):

@@ -104,6 +104,9 @@ def server(tmp_path, brats_root, kits_root):
     studies = tmp_path / "studies"
     images = _studies(brats_root, kits_root, studies)
     port = _free_port()
+    # a copy of the app folder: MONAI Label writes logs/ into the app folder, which must not be the repository's
+    app = tmp_path / "app"
+    shutil.copytree(REPO / "apps" / "monailabel", app, ignore=shutil.ignore_patterns("logs", "__pycache__"))
     monailabel = Path(sys.executable).parent / "monailabel"
     # the monailabel launcher is a bash script that runs `python` from PATH (or $MONAILABEL_PYEXE): this venv's
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
@@ -111,7 +114,7 @@ def server(tmp_path, brats_root, kits_root):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [str(monailabel), "start_server", "--app", str(REPO / "apps" / "monailabel"), "--studies", str(studies),
+        [str(monailabel), "start_server", "--app", str(app), "--studies", str(studies),
          "--conf", "models", ",".join(SMALL), "--conf", "bundles", str(bundles),
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True)
@@ -139,7 +142,9 @@ def server(tmp_path, brats_root, kits_root):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
-    assert proc.returncode is not None  # shut down
+    # shut down: nothing answers on the port any more
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/info/", timeout=5)
 
 
 def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
