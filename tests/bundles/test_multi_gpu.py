@@ -6,7 +6,6 @@ scores); only rank 0 logs metrics and writes checkpoints.
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -17,17 +16,9 @@ import torch
 from monai.bundle import ConfigParser
 
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
+from tests.bundles.small import SMALL, cli_overrides
 from tests.bundles.test_egcnn_bundles import configs
 from tests.conftest import REPO, TINY_BRATS, TINY_KITS
-
-SMALL_EGCNN = ["--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8", "--roi_size", "[32,32,32]"]
-SMALL_BA = ["--features", "[8,16,32,64]", "--shape_channels", "8", "--aspp_channels", "16"]
-RUNS = {
-    "egcnn_brats": [*SMALL_EGCNN],
-    "egcnn_kits": [*SMALL_EGCNN, "--spacing", "[6.0,6.0,6.0]", "--num_samples", "1"],
-    "boundary_aware_brats": [*SMALL_BA, "--roi_size", "[48,48]"],
-    "boundary_aware_brats3d": [*SMALL_BA, "--roi_size", "[32,32,32]", "--num_samples", "1"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +32,7 @@ def ten_cases(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(RUNS))
+@pytest.mark.parametrize("name", list(SMALL))
 def test_torchrun_two_processes_one_set_of_checkpoints(name, ten_cases, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     data = ten_cases["kits" if "kits" in name else "brats"]
@@ -49,7 +40,8 @@ def test_torchrun_two_processes_one_set_of_checkpoints(name, ten_cases, tmp_path
     proc = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "monai.bundle", "run",
          "--config_file", configs(name, "train.json", "multi_gpu_train.json"), "--bundle_root", str(tmp_path),
-         "--dataset_dir", str(data), "--epochs", "2", "--val_interval", "1", "--num_workers", "0", *RUNS[name]],
+         "--dataset_dir", str(data), "--epochs", "2", "--val_interval", "1", "--num_workers", "0",
+         *cli_overrides(SMALL[name])],
         capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
@@ -63,9 +55,8 @@ def test_torchrun_two_processes_one_set_of_checkpoints(name, ten_cases, tmp_path
     # the best checkpoint is the bare network's state dict (DDP's "module." prefix removed), loadable strictly
     parser = ConfigParser()
     parser.read_config(configs(name, "train.json"))
-    args = RUNS[name]
-    for key, value in zip(args[::2], args[1::2], strict=True):
-        parser[key[2:]] = ast.literal_eval(value)
+    for key, value in SMALL[name].items():
+        parser[key] = value
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))
     last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=False)

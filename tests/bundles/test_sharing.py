@@ -25,32 +25,18 @@ from monai.bundle import ConfigParser
 from edge_networks.data import build_datalist
 from edge_networks.sharing import main as sharing_main
 from edge_networks.sharing import pack_bundle
+from tests.bundles.small import SMALL, cli_overrides, input_shape
 from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO
 
 SCHEMA = json.loads((Path(__file__).parent / "metadata_schema.json").read_text())
 BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "metadata.json").exists())
 
-SMALL_EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8}
-SMALL_BA = {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16}
-SMALL = {
-    "egcnn_brats": ({**SMALL_EGCNN, "roi_size": [32, 32, 32]}, [1, 4, 32, 32, 32]),
-    "egcnn_kits": ({**SMALL_EGCNN, "roi_size": [32, 32, 32], "spacing": [6.0, 6.0, 6.0]}, [1, 1, 32, 32, 32]),
-    "boundary_aware_brats": ({**SMALL_BA, "roi_size": [64, 64]}, [1, 1, 64, 64]),
-    "boundary_aware_brats3d": ({**SMALL_BA, "roi_size": [32, 32, 32]}, [1, 1, 32, 32, 32]),
-}
 # the README's onnx_export options: named input/output, dynamic batch axis
 ONNX_KWARGS = ("{'input_names': ['image'], 'output_names': ['pred'], "
                "'dynamic_axes': {'image': {0: 'batch'}, 'pred': {0: 'batch'}}}")
 # a fresh interpreter in which this project's packages cannot be imported: what a receiver has
 NO_PROJECT = "import sys; sys.modules.update({m: None for m in ('edge_networks', 'transforms', 'tests')}); "
-
-
-def cli_overrides(over: dict) -> list[str]:
-    out = []
-    for k, v in over.items():
-        out += [f"--{k}", repr(v)]
-    return out
 
 
 def run_without_project(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -61,7 +47,7 @@ def run_without_project(code: str, *args: str, cwd: Path) -> subprocess.Complete
 def eager_network(name: str, bundle: Path) -> torch.nn.Module:
     parser = ConfigParser()
     parser.read_config(str(REPO / "bundles" / name / "configs" / "inference.json"))
-    for k, v in SMALL[name][0].items():
+    for k, v in SMALL[name].items():
         parser[k] = v
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
@@ -75,17 +61,17 @@ def _export(name: str, bundle: Path) -> Path:
     torch.manual_seed(0)
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
-    for k, v in SMALL[name][0].items():
+    for k, v in SMALL[name].items():
         parser[k] = v
     torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
     common = ["--ckpt_file", str(bundle / "models" / "model.pt"),
               "--meta_file", str(bundle / "configs" / "metadata.json"),
               "--config_file", str(bundle / "configs" / "inference.json"),
-              "--bundle_root", str(bundle), *cli_overrides(SMALL[name][0])]
+              "--bundle_root", str(bundle), *cli_overrides(SMALL[name])]
     proc = bundle_cli("ckpt_export", "network_def", "--filepath", str(bundle / "models" / "model.ts"), *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = bundle_cli("onnx_export", "network_def", "--filepath", str(bundle / "models" / "model.onnx"),
-                      "--input_shape", repr(SMALL[name][1]), "--converter_kwargs", ONNX_KWARGS, *common)
+                      "--input_shape", repr(input_shape(name)), "--converter_kwargs", ONNX_KWARGS, *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return bundle
 
@@ -137,7 +123,7 @@ def test_torchscript_and_onnx_equal_eager(exported, name, tmp_path):
 
     bundle = exported[name]
     torch.manual_seed(1)
-    x = torch.rand(SMALL[name][1])
+    x = torch.rand(input_shape(name))
     with torch.no_grad():
         ref = eager_network(name, bundle)(x)
     torch.save(x, tmp_path / "x.pt")
@@ -186,7 +172,7 @@ def test_packed_bundle_segments_with_monai_only(exported, name, brats_root, kits
     assert f"{name}/models/model_last.pt" not in names
 
     root, item = _native_case(name, brats_root, kits_root)
-    over = cli_overrides({k: v for k, v in SMALL[name][0].items()})
+    over = cli_overrides(SMALL[name])
     # eager, with this project, in float32 like the TorchScript run (no CPU bf16 autocast)
     proc = bundle_cli("run", "--config_file", str(REPO / "bundles" / name / "configs" / "inference.json"),
                       "--bundle_root", str(bundle), "--datalist", repr([{"image": item["image"]}]),
@@ -200,9 +186,7 @@ def test_packed_bundle_segments_with_monai_only(exported, name, brats_root, kits
         "run_name='__main__', alter_sys=True)",
         "run", "--config_file", cfg, "--bundle_root", str(received), "--datalist", repr([{"image": item["image"]}]),
         "--data_root_dir", str(root), "--output_dir", str(tmp_path / "ts"), "--num_workers", "0",
-        *cli_overrides({"roi_size": SMALL[name][0]["roi_size"], **({"spacing": [6.0, 6.0, 6.0]} if "kits" in name
-                                                                  else {})}),
-        cwd=tmp_path)
+        *over, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     eager = sorted((tmp_path / "eager").glob("*_seg.nii.gz"))
     ts = sorted((tmp_path / "ts").rglob("*_seg.nii.gz"))
@@ -239,11 +223,11 @@ def test_pack_command_exports_missing_files(exported, tmp_path, capsys):
     for f in ("model.ts", "model.onnx"):
         (bundle / "models" / f).unlink()
     sharing_main([str(bundle), "--out", str(tmp_path / "dist"), "--onnx", "--input_shape",
-                  repr(SMALL["egcnn_kits"][1]), "--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8"])
+                  repr(input_shape("egcnn_kits")), "--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8"])
     archive = Path(capsys.readouterr().out.strip().splitlines()[-1])
     with zipfile.ZipFile(archive) as zf:
         assert {"egcnn_kits/models/model.ts", "egcnn_kits/models/model.onnx"} <= set(zf.namelist())
-    x = torch.rand(2, *SMALL["egcnn_kits"][1][1:])  # batch 2: the ONNX batch axis is dynamic
+    x = torch.rand(2, *input_shape("egcnn_kits")[1:])  # batch 2: the ONNX batch axis is dynamic
     with torch.no_grad():
         ref = eager_network("egcnn_kits", bundle)(x)
         ts = torch.jit.load(str(bundle / "models" / "model.ts")).eval()(x)

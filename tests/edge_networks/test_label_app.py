@@ -27,19 +27,14 @@ from monai.bundle import ConfigParser
 
 from edge_networks.data import build_datalist
 from edge_networks.label_app import served_bundles, spatial_dims
+from tests.bundles.small import SMALL
 from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO
 
 pytest.importorskip("monailabel")
 
-SMALL_EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8, "roi_size": [32, 32, 32],
-               "num_workers": 0, "sw_overlap": 0.25}
-SMALL = {
-    "egcnn_brats": SMALL_EGCNN,
-    "egcnn_kits": {**SMALL_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
-    "boundary_aware_brats": {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16,
-                             "roi_size": [48, 48], "num_workers": 0},
-}
+SERVED = ("egcnn_brats", "egcnn_kits", "boundary_aware_brats")
+EXTRA = {"num_workers": 0, "sw_overlap": 0.25}
 BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
 
 
@@ -57,7 +52,7 @@ def _small_bundle(name: str, dest: Path) -> Path:
     for cfg in ("inference.json", "train.json"):
         path = bundle / "configs" / cfg
         content = json.loads(path.read_text())
-        content.update({k: v for k, v in SMALL[name].items() if k in content})
+        content.update({k: v for k, v in {**SMALL[name], **EXTRA}.items() if k in content})
         path.write_text(json.dumps(content, indent=1))
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))
@@ -99,7 +94,7 @@ def test_served_bundles_names_and_errors(tmp_path):
 @pytest.fixture
 def server(tmp_path, brats_root, kits_root):
     bundles = tmp_path / "bundles"
-    for name in SMALL:
+    for name in SERVED:
         _small_bundle(name, bundles)
     studies = tmp_path / "studies"
     images = _studies(brats_root, kits_root, studies)
@@ -115,7 +110,7 @@ def server(tmp_path, brats_root, kits_root):
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [str(monailabel), "start_server", "--app", str(app), "--studies", str(studies),
-         "--conf", "models", ",".join(SMALL), "--conf", "bundles", str(bundles),
+         "--conf", "models", ",".join(SERVED), "--conf", "bundles", str(bundles),
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -160,7 +155,7 @@ def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
 def test_server_info_infer_train(server, brats_root, tmp_path):
     info = requests.get(f"{server['url']}/info/", timeout=30).json()
     models = info["models"]
-    assert set(models) == set(SMALL)
+    assert set(models) == set(SERVED)
     # label names match the values written: BraTS 1/2/4, KiTS 1/2, TC 1
     assert models["egcnn_brats"]["labels"] == BRATS_LABELS
     assert models["egcnn_kits"]["labels"] == {"kidney": 1, "tumour": 2}
