@@ -23,8 +23,8 @@ import torch
 from monai.bundle import ConfigParser
 
 from edge_networks.data import build_datalist
-from edge_networks.sharing import main as sharing_main
-from edge_networks.sharing import pack_bundle
+from edge_networks.serving.sharing import main as sharing_main
+from edge_networks.serving.sharing import pack_bundle
 from tests.bundles.small import SMALL, cli_overrides, input_shape
 from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO

@@ -30,8 +30,8 @@ from monailabel.interfaces.app import MONAILabelApp
 from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 
-from . import __version__
-from .bundle import REPO_BUNDLES
+from .. import __version__
+from ..bundle import REPO_BUNDLES
 
 __all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles"]
 

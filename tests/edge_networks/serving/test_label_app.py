@@ -26,7 +26,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from edge_networks.data import build_datalist
-from edge_networks.label_app import served_bundles, spatial_dims
+from edge_networks.serving.label_app import served_bundles, spatial_dims
 from tests.bundles.small import SMALL
 from tests.bundles.test_egcnn_bundles import bundle_cli
 from tests.conftest import REPO

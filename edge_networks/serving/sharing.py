@@ -12,7 +12,7 @@ The archive holds one top-level folder named after the bundle (what ``monai.bund
 A receiver with only MONAI installed segments a volume from the TorchScript file with
 ``configs/inference_ts.json`` (see the README). Usage::
 
-    python -m edge_networks.sharing bundles/egcnn_brats --out dist \
+    python -m edge_networks.serving.sharing bundles/egcnn_brats --out dist \
         --config_file "['bundles/egcnn_brats/configs/inference.json']"
 
 The export runs MONAI's own ``ckpt_export`` / ``onnx_export`` when ``model.ts`` / ``model.onnx`` is missing or

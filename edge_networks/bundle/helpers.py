@@ -13,9 +13,9 @@ from monai.handlers import from_engine
 from monai.inferers import Inferer
 from monai.utils import str2bool
 
-from .data.integrity import verify_datalist
-from .data.layouts import build_datalist
-from .data.split import split_datalist
+from ..data.integrity import verify_datalist
+from ..data.layouts import build_datalist
+from ..data.split import split_datalist
 
 __all__ = [
     "flag",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-REPO_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
 
 def flag(value: Any) -> bool:

@@ -11,7 +11,7 @@ A plug-and-play edge stream on a MONAI encoder-decoder (SegResNet, U-Net or V-Ne
   segmentation.
 
 Assumptions where the paper is silent (its equations were lost; see the bundle docs): the gate formula of
-:class:`~edge_networks.blocks.EdgeGatedLayer` (``gate="egcnn"``), the edge-stream width (``edge_channels``), the
+:class:`~edge_networks.nets.blocks.EdgeGatedLayer` (``gate="egcnn"``), the edge-stream width (``edge_channels``), the
 first gate sitting at the resolution of the first upsampled decoder map (no upsampling before it), one gate
 channel, and fusion by a 1x1 convolution over ``[main logits, GroupNorm(edge features)]``, initialised as the
 identity on the main logits so that training starts from the backbone's output.

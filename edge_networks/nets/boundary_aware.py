@@ -7,7 +7,7 @@ stream supervised by edge-aware losses.
 - Shape stream (full input resolution, as in Gated-SCNN which it follows): a 1x1 convolution on the first
   level's features starts it; at every deeper level the main-stream features go through a 1x1 convolution, are
   resized to the shape stream and meet it in an attention layer ``alpha = sigmoid(C1x1(s || m))``,
-  ``o = s * alpha`` (:class:`~edge_networks.blocks.EdgeGatedLayer` with ``gate="gscnn"``); the outputs of all but
+  ``o = s * alpha`` (:class:`~edge_networks.nets.blocks.EdgeGatedLayer` with ``gate="gscnn"``); the outputs of all but
   the last attention layer go through connection residual blocks.
 - The last attention output, resized to the bottleneck, is concatenated with the encoder output and fed to
   dilated spatial pyramid pooling (MONAI's ``SimpleASPP``); a decoder with skip connections upsamples to the
@@ -15,7 +15,7 @@ stream supervised by edge-aware losses.
 - The shape stream's 1x1 head gives the boundary prediction at input size.
 
 ``spatial_dims`` 2 is the paper's setting (axial BraTS slices); 3 runs the same design on volumes. Outputs follow
-:class:`~edge_networks.egcnn.EGCNN`: ``cat([seg, boundary], 1)`` in training, ``seg`` in evaluation (unless
+:class:`~edge_networks.nets.egcnn.EGCNN`: ``cat([seg, boundary], 1)`` in training, ``seg`` in evaluation (unless
 ``edges_in_eval``), one tensor either way so the network scripts.
 """
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from edge_networks.egcnn import EGCNN
 from edge_networks.losses import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
+from edge_networks.nets.egcnn import EGCNN
 
 
 def test_balanced_bce_by_hand():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edge_networks.blocks import EdgeGatedLayer, replace_batchnorm_with_groupnorm
-from edge_networks.egcnn import EGCNN
+from edge_networks.nets.blocks import EdgeGatedLayer, replace_batchnorm_with_groupnorm
+from edge_networks.nets.egcnn import EGCNN
 
 SMALL = {"segresnet": {"init_filters": 8}, "unet": {"features": (8, 8, 16, 16, 32, 8)}, "vnet": {}}
 

@@ -1,0 +1,20 @@
+"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`), the MONAI backbones they plug into
+(:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
+
+from .backbones import BACKBONES, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
+from .blocks import EdgeGatedLayer, interpolate_to, replace_batchnorm_with_groupnorm
+from .boundary_aware import BoundaryAwareNet
+from .egcnn import EGCNN
+
+__all__ = [
+    "EGCNN",
+    "BoundaryAwareNet",
+    "BACKBONES",
+    "SegResNetBackbone",
+    "UNetBackbone",
+    "VNetBackbone",
+    "build_backbone",
+    "EdgeGatedLayer",
+    "interpolate_to",
+    "replace_batchnorm_with_groupnorm",
+]
