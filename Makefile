@@ -1,6 +1,8 @@
 # The README's two commands -- `make run` (main job on the synthetic default) and `make test` (lint + tests) --
 # both create the virtual environment .venv (Python 3.11, the project with all extras) when it is missing or
-# when setup.cfg / pyproject.toml changed since it was made.
+# when setup.cfg / pyproject.toml changed since it was made. `make test` is what CI runs: the expensive
+# cross-bundle tests (sharing, torchrun, MONAI Label) on the representative 3D and 2D bundles; `make test-all`
+# runs them on every bundle (the `slow` marker). `make bundles` regenerates bundles/*/configs from bundles/_parts.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +10,7 @@ DEPS_HASH := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 RESULTS ?= results/demo
 
-.PHONY: env run test lint bench clean
+.PHONY: env run test test-all lint bundles bench clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +29,13 @@ lint: env
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=25
+
+test-all: lint
+	$(BIN)/python -m pytest -q --durations=25
+
+bundles: env
+	$(BIN)/python -m edge_networks.bundle.generate
 
 bench: env
 	$(BIN)/python benchmarks/edge_transform.py

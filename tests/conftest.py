@@ -1,27 +1,13 @@
-"""Shared fixtures: tiny synthetic datasets in the real layouts, and the real scans in ../shared/data."""
+"""Shared fixtures: tiny synthetic datasets in the real layouts (helpers live in :mod:`tests.helpers`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("EDGE_SEG_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-TINY_BRATS = (40, 40, 28)
-TINY_KITS = (16, 48, 48)
-
-
-def shared_file(*parts: str) -> Path:
-    """A file of ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real scan not available: {path} (set EDGE_SEG_SHARED_DATA to the shared data folder)")
-    return path
+from tests.helpers import TINY_BRATS, TINY_KITS
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +24,9 @@ def kits_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("kits19")
     write_kits_dataset(root, 2, TINY_KITS, seed=7, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def dataset_roots(brats_root, kits_root) -> dict[str, Path]:
+    """The tiny dataset of each layout the bundles train on: ``dataset_roots[layout]``."""
+    return {"brats2021": brats_root, "kits19": kits_root}

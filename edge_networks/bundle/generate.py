@@ -222,8 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problems:
             print(f"{len(problems)} difference(s): edit bundles/_parts, then run edge-seg-generate", file=sys.stderr)
         return 1 if problems else 0
-    for name in names:
-        build_bundle(name, args.parts)  # validate every bundle before writing any
+    try:
+        for name in names:
+            build_bundle(name, args.parts)  # validate every bundle before writing any
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for name in names:
         print(write_bundle(name, args.out, args.parts))
         root = Path(args.out) / name

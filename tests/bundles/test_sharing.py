@@ -1,5 +1,5 @@
-"""Sharing every bundle: metadata against the local schema, TorchScript / ONNX export through MONAI's CLI with
-outputs equal to the eager network, the zip archive, and TorchScript inference without this project installed.
+"""Sharing a bundle: the local metadata schema, TorchScript / ONNX export through MONAI's CLI with outputs equal to
+the eager network, the zip archive, and TorchScript inference without this project installed.
 
 Each bundle runs with small widths (the networks are the bundles' own, only narrower) and random weights: the
 checks compare the exported files with the eager network on the same weights, which needs no training.
@@ -15,7 +15,6 @@ import zipfile
 from pathlib import Path
 
 import jsonschema
-import monai
 import nibabel as nib
 import numpy as np
 import pytest
@@ -25,12 +24,11 @@ from monai.bundle import ConfigParser
 from edge_networks.data import build_datalist
 from edge_networks.serving.sharing import main as sharing_main
 from edge_networks.serving.sharing import pack_bundle
-from tests.bundles.small import SMALL, cli_overrides, input_shape
-from tests.bundles.test_egcnn_bundles import bundle_cli
-from tests.conftest import REPO
+from tests.helpers import REPO, SMALL, bundle_cli, bundle_params, cli_overrides, input_shape, layout
 
 SCHEMA = json.loads((Path(__file__).parent / "metadata_schema.json").read_text())
-BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "metadata.json").exists())
+# CI: the representative 3D and 2D bundles; make test-all: every bundle
+BUNDLES = bundle_params(slow_unless_representative=True)
 
 # the README's onnx_export options: named input/output, dynamic batch axis
 ONNX_KWARGS = ("{'input_names': ['image'], 'output_names': ['pred'], "
@@ -90,16 +88,6 @@ def exported(tmp_path_factory):
     return _Lazy()
 
 
-@pytest.mark.parametrize("name", BUNDLES)
-def test_metadata_matches_local_schema(name):
-    meta = json.loads((REPO / "bundles" / name / "configs" / "metadata.json").read_text())
-    jsonschema.validate(meta, SCHEMA)
-    assert meta["version"] in meta["changelog"]
-    assert meta["monai_version"] == monai.__version__
-    assert meta["pytorch_version"] == torch.__version__.split("+")[0]
-    assert "edge-seg" in meta["required_packages_version"]
-
-
 def test_schema_rejects_what_monai_label_misreads():
     """Region names as channel_def of a label-map output (the zoo BraTS bundle's mistake) and missing keys."""
     meta = json.loads((REPO / "bundles" / "egcnn_brats" / "configs" / "metadata.json").read_text())
@@ -150,13 +138,13 @@ def test_torchscript_and_onnx_equal_eager(exported, name, tmp_path):
     np.testing.assert_allclose(onx2, ref2.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def _native_case(name: str, brats_root: Path, kits_root: Path) -> tuple[Path, dict]:
-    layout, root = ("kits19", kits_root) if "kits" in name else ("brats2021", brats_root)
-    return root, build_datalist(layout, root)[0]
+def _native_case(name: str, dataset_roots: dict[str, Path]) -> tuple[Path, dict]:
+    root = dataset_roots[layout(name)]
+    return root, build_datalist(layout(name), root)[0]
 
 
 @pytest.mark.parametrize("name", BUNDLES)
-def test_packed_bundle_segments_with_monai_only(exported, name, brats_root, kits_root, tmp_path):
+def test_packed_bundle_segments_with_monai_only(exported, name, dataset_roots, tmp_path):
     """The zip unpacks to a bundle whose inference_ts.json segments a volume like the eager inference.json."""
     bundle = exported[name]
     archive = pack_bundle(bundle, tmp_path / "dist")
@@ -171,7 +159,7 @@ def test_packed_bundle_segments_with_monai_only(exported, name, brats_root, kits
     assert not [n for n in names if not n.startswith(f"{name}/")]
     assert f"{name}/models/model_last.pt" not in names
 
-    root, item = _native_case(name, brats_root, kits_root)
+    root, item = _native_case(name, dataset_roots)
     over = cli_overrides(SMALL[name])
     # eager, with this project, in float32 like the TorchScript run (no CPU bf16 autocast)
     proc = bundle_cli("run", "--config_file", str(REPO / "bundles" / name / "configs" / "inference.json"),
@@ -218,18 +206,18 @@ def test_pack_command_exports_missing_files(exported, tmp_path, capsys):
     model.pt (``export_torchscript`` / ``export_onnx``), then packed."""
     import onnxruntime as ort
 
-    bundle = tmp_path / "egcnn_kits"
-    shutil.copytree(exported["egcnn_kits"], bundle)
+    bundle = tmp_path / "egcnn_brats"
+    shutil.copytree(exported["egcnn_brats"], bundle)
     for f in ("model.ts", "model.onnx"):
         (bundle / "models" / f).unlink()
     sharing_main([str(bundle), "--out", str(tmp_path / "dist"), "--onnx", "--input_shape",
-                  repr(input_shape("egcnn_kits")), "--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8"])
+                  repr(input_shape("egcnn_brats")), "--backbone_kwargs", "{'init_filters': 8}", "--edge_channels", "8"])
     archive = Path(capsys.readouterr().out.strip().splitlines()[-1])
     with zipfile.ZipFile(archive) as zf:
-        assert {"egcnn_kits/models/model.ts", "egcnn_kits/models/model.onnx"} <= set(zf.namelist())
-    x = torch.rand(2, *input_shape("egcnn_kits")[1:])  # batch 2: the ONNX batch axis is dynamic
+        assert {"egcnn_brats/models/model.ts", "egcnn_brats/models/model.onnx"} <= set(zf.namelist())
+    x = torch.rand(2, *input_shape("egcnn_brats")[1:])  # batch 2: the ONNX batch axis is dynamic
     with torch.no_grad():
-        ref = eager_network("egcnn_kits", bundle)(x)
+        ref = eager_network("egcnn_brats", bundle)(x)
         ts = torch.jit.load(str(bundle / "models" / "model.ts")).eval()(x)
     np.testing.assert_allclose(ts.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
     sess = ort.InferenceSession(str(bundle / "models" / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -238,7 +226,7 @@ def test_pack_command_exports_missing_files(exported, tmp_path, capsys):
 
 
 def test_inference_ts_without_input_says_so(exported, tmp_path):
-    bundle = exported["egcnn_kits"]
+    bundle = exported["egcnn_brats"]
     cfg = f"['{bundle}/configs/inference.json','{bundle}/configs/inference_ts.json']"
     proc = bundle_cli("run", "--config_file", cfg, "--bundle_root", str(bundle), "--output_dir", str(tmp_path / "o"))
     assert proc.returncode != 0

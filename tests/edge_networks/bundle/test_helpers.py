@@ -9,7 +9,7 @@ from monai.inferers import SimpleInferer, SlidingWindowInferer
 
 from edge_networks import EGCNN
 from edge_networks.bundle import AutocastInferer, case_name_formatter, flag, load_datalist, poly_lr, select_channel
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_poly_lr_schedule():

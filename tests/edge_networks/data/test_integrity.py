@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_networks.data import DatasetIntegrityError, build_datalist, check_case, verify_datalist
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _rewrite(path: Path, fn) -> None:

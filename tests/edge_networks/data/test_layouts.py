@@ -9,13 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
 from edge_networks.data import BRATS_MODALITIES, assign_folds, build_datalist, prepare_datalist, split_datalist
-from tests.conftest import REPO, TINY_BRATS
+from tests.helpers import REPO, TINY_BRATS, to_decathlon
 from transforms import ConvertToBratsRegionsd
 
 LOAD = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"])])
@@ -51,29 +50,8 @@ def test_brats2023_names(brats_root, tmp_path):
     assert suffixes == ["t2f.nii.gz", "t1n.nii.gz", "t1c.nii.gz", "t2w.nii.gz"]
 
 
-def _to_decathlon(brats_root: Path, out: Path) -> Path:
-    """Convert the synthetic BraTS cases to Task01's layout: 4D images, labels 1 oedema / 2 non-enh / 3 enh."""
-    (out / "imagesTr").mkdir(parents=True)
-    (out / "labelsTr").mkdir()
-    training = []
-    for i, item in enumerate(build_datalist("brats2021", brats_root)):
-        imgs = [nib.load(p) for p in item["image"]]
-        stack = np.stack([np.asarray(im.dataobj) for im in imgs], axis=-1)
-        seg = np.asarray(nib.load(item["label"]).dataobj)
-        dec = np.select([seg == 2, seg == 1, seg == 4], [1, 2, 3], 0).astype(np.uint8)
-        name = f"BRATS_{i:03d}.nii.gz"
-        nib.save(nib.Nifti1Image(stack, imgs[0].affine), str(out / "imagesTr" / name))
-        nib.save(nib.Nifti1Image(dec, imgs[0].affine), str(out / "labelsTr" / name))
-        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
-    spec = {"name": "BRATS", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
-            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
-            "training": training, "test": []}
-    (out / "dataset.json").write_text(json.dumps(spec))
-    return out
-
-
 def test_decathlon_gives_same_channels_and_regions(brats_root, tmp_path):
-    root = _to_decathlon(brats_root, tmp_path / "Task01_BrainTumour")
+    root = to_decathlon(brats_root, tmp_path / "Task01_BrainTumour")
     dec_items = build_datalist("decathlon", root)
     brats_items = build_datalist("brats2021", brats_root)
     assert len(dec_items) == 3
@@ -86,7 +64,7 @@ def test_decathlon_gives_same_channels_and_regions(brats_root, tmp_path):
 
 
 def test_decathlon_rejects_other_channel_order(brats_root, tmp_path):
-    root = _to_decathlon(brats_root, tmp_path / "task")
+    root = to_decathlon(brats_root, tmp_path / "task")
     spec = json.loads((root / "dataset.json").read_text())
     spec["modality"] = {"0": "T1w", "1": "FLAIR", "2": "t1gd", "3": "T2w"}
     (root / "dataset.json").write_text(json.dumps(spec))

@@ -21,7 +21,7 @@ from edge_networks.data.synthetic import (
     write_kits_dataset,
 )
 from edge_networks.data.synthetic.brats import BRATS_FOV_MM
-from tests.conftest import REPO, TINY_BRATS, TINY_KITS, shared_file
+from tests.helpers import REPO, TINY_BRATS, TINY_KITS, shared_file
 from transforms import ConvertToBratsRegionsd, ConvertToKitsRegionsd
 
 

@@ -1,0 +1,242 @@
+"""Every bundle of ``bundles/``, data-driven: discovered from the folder, small settings from ``tests.helpers.SMALL``.
+
+Cheap checks run in-process on each bundle: MONAI's ``ConfigWorkflow`` with ``check_properties`` for the train
+and infer workflows, one real training iteration of the bundle's trainer on tiny volumes, ``verify_net_in_out``,
+the metadata against the local schema and the file set of BUNDLE_CONVENTIONS.md. Then one real command-line
+chain per bundle on a tiny dataset: ``python -m monai.bundle run training`` -> ``evaluate.json`` -> ``inference.json``
+-> ``ckpt_export``, each step checked on its outputs. A new bundle needs one row in ``SMALL``; nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import jsonschema
+import monai
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow, verify_net_in_out
+
+from edge_networks.data import build_datalist
+from tests.helpers import (
+    BUNDLES_DIR,
+    SMALL,
+    bundle_cli_chain,
+    bundle_params,
+    cli_overrides,
+    config_path,
+    discovered_bundles,
+    input_shape,
+    label_values,
+    layout,
+    read_json,
+    small_parser,
+)
+
+BUNDLES = bundle_params()
+SCHEMA = json.loads((Path(__file__).parent / "metadata_schema.json").read_text())
+CONVENTION_FILES = ("metadata.json", "train.json", "evaluate.json", "inference.json", "multi_gpu_train.json",
+                    "logging.conf", "cpu_small.json", "inference_ts.json")
+
+
+def test_every_bundle_has_a_small_setting():
+    assert sorted(SMALL) == discovered_bundles(), "add the new bundle's row to tests.helpers.SMALL"
+
+
+def _workflow(name: str, kind: str, data: Path, tmp: Path, **extra) -> ConfigWorkflow:
+    files = ["train.json"] if kind == "train" else ["inference.json"]
+    wf = ConfigWorkflow(config_file=[config_path(name, f) for f in files], workflow_type=kind,
+                        meta_file=config_path(name, "metadata.json"), bundle_root=str(tmp), dataset_dir=str(data),
+                        num_workers=0, **SMALL[name], **extra)
+    wf.initialize()
+    return wf
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_workflows_have_monai_properties(name, dataset_roots, tmp_path):
+    """MONAI's required train and infer properties exist and instantiate (trainer, evaluator, datasets, ...)."""
+    data = dataset_roots[layout(name)]
+    for kind in ("train", "infer"):
+        wf = _workflow(name, kind, data, tmp_path)
+        assert wf.check_properties() == [], (name, kind)
+        assert wf.bundle_root == str(tmp_path) and str(wf.device) in ("cpu", "cuda:0")
+        wf.finalize()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_two_training_iterations(name, dataset_roots, tmp_path):
+    """The bundle's own trainer, loss and optimizer take two steps (one per epoch: EG-CNN's identity-initialised
+    fusion gives its edge normalisation a gradient only from the second): a finite loss, segmentation + edge
+    channels in the training output, and every parameter of the network moved."""
+    wf = _workflow(name, "train", dataset_roots[layout(name)], tmp_path, epochs=2, val_interval=100,
+                   **{"train#trainer#epoch_length": 1})
+    net = wf.network_def
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    wf.run()
+    out = wf.trainer.state.output[0]  # decollated: one dict per sample of the batch
+    seg_channels = read_json(name, "train.json")["loss"]["out_channels"]
+    assert np.isfinite(float(out["loss"]))
+    assert out["pred"].shape[0] == 2 * seg_channels, "training output: segmentation and edge channels"
+    assert list(out["pred"].shape[1:]) == list(SMALL[name]["roi_size"])
+    after = net.state_dict()
+    moved = {k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])}
+    frozen = {k for k, v in after.items() if v.is_floating_point() and "num_batches" not in k} - moved
+    assert not frozen, f"parameters that did not move after one step: {sorted(frozen)[:5]}"
+    wf.finalize()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_verify_net_in_out(name):
+    """MONAI's ``verify_net_in_out``: the network accepts the metadata's input and gives its output shape."""
+    verify_net_in_out(net_id="network_def", meta_file=config_path(name, "metadata.json"),
+                      config_file=config_path(name, "inference.json"), n=2, any=8, p=2, device="cpu", **SMALL[name])
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_metadata_and_file_set(name):
+    meta = read_json(name, "metadata.json")
+    jsonschema.validate(meta, SCHEMA)
+    assert meta["version"] in meta["changelog"]
+    assert meta["monai_version"] == monai.__version__
+    assert meta["pytorch_version"] == torch.__version__.split("+")[0]
+    assert "edge-seg" in meta["required_packages_version"]
+    assert "research" in meta["intended_use"].lower()
+    assert "not reproduced" in json.dumps(meta["paper_reported_metrics"])
+    # what inference writes is what MONAI Label reads as label names
+    assert 0 in label_values(name) and len(label_values(name)) >= 2
+    spatial = meta["network_data_format"]["inputs"]["image"]["spatial_shape"]
+    assert len(spatial) == small_parser(name)["network_def"]["spatial_dims"]
+    folder = BUNDLES_DIR / name
+    assert not [f for f in CONVENTION_FILES if not (folder / "configs" / f).exists()]
+    assert (folder / "docs" / "README.md").exists() and (folder / "LICENSE").exists()
+    assert not (folder / "scripts").exists(), "bundles hold no Python code (BUNDLE_CONVENTIONS.md)"
+
+
+README_HEADINGS = ["Overview", "Data", "Training configuration", "Input", "Output", "Performance", "Commands",
+                   "Assumptions", "References", "Licence"]
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_readme_has_the_model_zoo_headings(name):
+    """One heading set for every bundle's docs/README.md (the model zoo's, plus assumptions), in this order."""
+    text = (BUNDLES_DIR / name / "docs" / "README.md").read_text()
+    headings = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+    assert headings == README_HEADINGS
+    sections = text.split("\n## ")[1:]
+    assert all(len(s.split("\n", 1)[1].strip()) > 40 for s in sections), "an empty section"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one command-line chain per bundle: train -> evaluate -> infer -> export
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, dataset_roots):
+    """``chain[name]``: bundle ``name`` trained for two epochs, evaluated, run for inference with edge maps and
+    exported to TorchScript by ``python -m monai.bundle`` commands on the tiny dataset (one interpreter, see
+    ``bundle_cli_chain``); made on first use, once per module. Returns ``(bundle_root, predictions_dir)``."""
+    cache: dict[str, tuple[Path, Path]] = {}
+
+    class _Lazy:
+        def __getitem__(self, name: str) -> tuple[Path, Path]:
+            if name not in cache:
+                root = tmp_path_factory.mktemp(name)
+                pred = root / "predictions"
+                common = ["--bundle_root", str(root), "--dataset_dir", str(dataset_roots[layout(name)]),
+                          "--num_workers", "0", *cli_overrides(SMALL[name])]
+                proc = bundle_cli_chain([
+                    ["run", "training", "--config_file", config_path(name, "train.json"), "--epochs", "2",
+                     "--val_interval", "1", *common],
+                    ["run", "evaluating", "--config_file", config_path(name, "train.json", "evaluate.json"), *common],
+                    ["run", "inferring", "--config_file", config_path(name, "inference.json"), "--output_dir",
+                     str(pred), "--save_edges", "true", *common],
+                    ["ckpt_export", "network_def", "--filepath", str(root / "models" / "model.ts"), "--ckpt_file",
+                     str(root / "models" / "model.pt"), "--meta_file", config_path(name, "metadata.json"),
+                     "--config_file", config_path(name, "inference.json"), "--bundle_root", str(root),
+                     *cli_overrides(SMALL[name])],
+                ])
+                assert proc.returncode == 0, proc.stderr[-4000:]
+                assert proc.stdout.count("edge-seg chain: step") == 4
+                cache[name] = (root, pred)
+            return cache[name]
+
+    return _Lazy()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_cli_training_writes_checkpoints_that_load_on_cpu(chain, name):
+    models = chain[name][0] / "models"
+    assert sorted(p.name for p in models.iterdir()) == sorted(["last_checkpoint_epoch=2.pt", "model.pt",
+                                                               "model_last.pt", "model.ts"])
+    net = small_parser(name).get_parsed_content("network_def")
+    net.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))  # strict
+    last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=False)
+    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(last)
+    assert last["trainer"]["max_epochs"] == 2 and last["trainer"]["iteration"] == 2 * last["trainer"]["epoch_length"]
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_cli_evaluate_writes_per_case_metrics(chain, dataset_roots, name):
+    root = chain[name][0]
+    train = read_json(name, "train.json")
+    names = {*train["validate"]["key_metric"], *train["validate"]["additional_metrics"]}
+    names |= {k.split("#")[-1] for k in read_json(name, "evaluate.json") if k.startswith("validate#additional_")}
+    with open(root / "eval" / "metrics.csv") as f:
+        summary = {k: float(v) for k, v in csv.reader(f)}
+    assert set(summary) == names, "every metric of the bundle, and no other, in metrics.csv"
+    details = read_json(name, "evaluate.json")["metric_details"]
+    assert details and set(details) <= names
+    cases = build_datalist(layout(name), dataset_roots[layout(name)])
+    measured = []
+    for metric in details:
+        with open(root / "eval" / f"{metric}_raw.csv") as f:
+            rows = list(csv.reader(f))
+        assert rows[0][0] == "filename" and 1 <= len(rows) - 1 < len(cases), (metric, rows)  # validation cases only
+        values = [float(v) for r in rows[1:] for v in r[1:]]  # nan where a case lacks the region (e.g. no ET)
+        assert all(0.0 <= v <= 1.0 for v in values if not np.isnan(v)) if "dice" in metric or "jaccard" in metric \
+            else all(v >= 0.0 for v in values if not np.isnan(v))
+        measured += [v for v in values if not np.isnan(v)]
+    assert measured, "no per-case value at all"
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roots, name):
+    data = dataset_roots[layout(name)]
+    tmp_path = chain[name][1]
+    edge_postfix = next(t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
+                        if t["_target_"] == "SaveImaged")
+    items = build_datalist(layout(name), data)
+    assert len(list(tmp_path.glob("*.nii.gz"))) == 2 * len(items)  # one label map and one edge map per case
+    for item in items:
+        first = item["image"][0] if isinstance(item["image"], list) else item["image"]
+        src = nib.load(first)
+        case = Path(first).parent.name
+        seg = nib.load(str(tmp_path / f"{case}_seg.nii.gz"))
+        edge = nib.load(str(tmp_path / f"{case}_{edge_postfix}.nii.gz"))
+        assert seg.shape == edge.shape[:3] == src.shape[:3] and seg.get_data_dtype() == np.uint8
+        np.testing.assert_allclose(seg.affine, src.affine, atol=1e-5)
+        np.testing.assert_allclose(edge.affine, src.affine, atol=1e-5)
+        assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= label_values(name)
+        e = np.asarray(edge.dataobj)
+        assert 0.0 <= e.min() and e.max() <= 1.0 and e.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_cli_ckpt_export_equals_eager(chain, name):
+    root = chain[name][0]
+    ts = root / "models" / "model.ts"
+    net = small_parser(name, "inference.json").get_parsed_content("network_def")
+    net.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
+    torch.manual_seed(0)
+    x = torch.rand(input_shape(name))
+    with torch.no_grad():
+        ref = net.eval()(x)
+        got = torch.jit.load(str(ts), map_location="cpu").eval()(x)
+    assert got.shape == ref.shape == (1, read_json(name, "metadata.json")["network_data_format"]["outputs"]["pred"][
+        "num_channels"], *x.shape[2:])
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,101 @@
+"""The bundle configs are generated from ``bundles/_parts`` and must not drift from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from monai.bundle import ConfigParser
+
+from edge_networks.bundle.generate import PARTS_DIR, build_bundle, bundle_names, check_bundles, write_bundle
+from tests.helpers import BUNDLES_DIR, REPO, discovered_bundles
+
+
+def test_committed_bundles_equal_the_generated_ones():
+    """The drift guard: regenerating every bundle changes nothing (edit bundles/_parts, then regenerate)."""
+    assert bundle_names() == discovered_bundles(), "every bundle folder has a spec and every spec a folder"
+    assert check_bundles() == []
+
+
+def test_check_command_names_each_drifted_file(tmp_path):
+    """A hand edit of a generated file, and an edit of a common part, are both reported (exit 1), per bundle."""
+    bundles = tmp_path / "bundles"
+    shutil.copytree(BUNDLES_DIR, bundles, ignore=shutil.ignore_patterns("models", "_parts"))
+    parts = tmp_path / "parts"
+    shutil.copytree(PARTS_DIR, parts)
+    train = bundles / "egcnn_kits" / "configs" / "train.json"
+    content = json.loads(train.read_text())
+    content["learning_rate"] = 0.5
+    train.write_text(json.dumps(content))
+    common = json.loads((parts / "common" / "evaluate.json").read_text())
+    common["validate#dataset#cache_rate"] = 1.0
+    (parts / "common" / "evaluate.json").write_text(json.dumps(common))
+    proc = subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--check", "--parts", str(parts),
+                           "--out", str(bundles)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert "egcnn_kits/configs/train.json: learning_rate: generated 0.0001 != committed 0.5" in lines
+    assert {ln.split("/")[0] for ln in lines if "evaluate.json: validate#dataset#cache_rate" in ln} == \
+        set(bundle_names())
+    # regenerating repairs both
+    subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--parts", str(parts), "--out",
+                    str(bundles)], check=True, capture_output=True, cwd=REPO)
+    assert check_bundles(bundles_dir=bundles, parts_dir=parts) == []
+    assert json.loads(train.read_text())["learning_rate"] == 0.0001
+
+
+def test_layers_merge_in_order_with_monai_semantics():
+    """common, then the parts in their order, then the spec: ``a#b`` sets a nested item, later layers win, the
+    override files keep their ``a#b`` keys literal, and bundle_root is the bundle's own folder."""
+    files = build_bundle("boundary_aware_brats")
+    train, inference = files["train.json"], files["inference.json"]
+    assert train["bundle_root"] == "$edge_networks.bundle.bundle_root('boundary_aware_brats')"
+    assert list(train)[:2] == ["imports", "bundle_root"]
+    # networks/boundary_aware sets spatial_dims 3, tasks/brats_tc_slices (a later part) sets 2 with network_def#...
+    assert train["network_def"]["spatial_dims"] == inference["network_def"]["spatial_dims"] == 2
+    assert train["network_def"]["_target_"] == "edge_networks.BoundaryAwareNet"
+    assert train["epochs"] == 100  # the spec's own section, over common's 300
+    assert inference["inferer"]["inferer"]["_target_"] == "SliceInferer"  # the slices part over common
+    assert "validate#handlers" in files["evaluate.json"]  # an override file keeps literal ids
+    assert files["logging.conf"] == (PARTS_DIR / "common" / "logging.conf").read_text()
+
+
+def test_new_bundle_from_a_short_spec(tmp_path):
+    """A new paper on an existing task is a spec of a few lines: here the boundary-aware network on KiTS."""
+    parts = tmp_path / "parts"
+    shutil.copytree(PARTS_DIR, parts)
+    spec = {"parts": ["networks/boundary_aware", "tasks/kits"],
+            "metadata.json": {"version": "0.1.0", "changelog": {"0.1.0": "first"}, "name": "BA KiTS",
+                              "task": "kidney and tumour", "description": "boundary-aware network on KiTS19",
+                              "references": []}}
+    (parts / "specs" / "boundary_aware_kits.json").write_text(json.dumps(spec))
+    configs = write_bundle("boundary_aware_kits", tmp_path / "bundles", parts)
+    parser = ConfigParser()
+    parser.read_config(str(configs / "train.json"))
+    assert parser["layout"] == "kits19" and parser["spacing"] == [1.0, 1.0, 1.0]
+    assert parser["network_def"]["in_channels"] == 1 and parser["network_def"]["out_channels"] == 3
+    assert parser["loss"]["_target_"] == "edge_networks.BoundaryAwareLoss" and parser["loss"]["sigmoid"] is False
+    net = parser.get_parsed_content("network_def", instantiate=True)
+    assert type(net).__name__ == "BoundaryAwareNet"
+    assert json.loads((configs / "metadata.json").read_text())["network_data_format"]["inputs"]["image"][
+        "modality"] == "CT"
+    assert not list(configs.glob(".*.part")), "temporary files left behind"
+
+
+def test_spec_without_a_task_part_is_refused(tmp_path):
+    parts = tmp_path / "parts"
+    shutil.copytree(PARTS_DIR, parts)
+    (parts / "specs" / "broken.json").write_text(json.dumps({"parts": ["networks/egcnn"]}))
+    with pytest.raises(ValueError, match=r"bundle broken: train.json has no \['dataset_dir', 'layout', 'roi_size'"):
+        build_bundle("broken", parts)
+    (parts / "specs" / "typo.json").write_text(json.dumps({"parts": ["networks/egcnn", "tasks/bratz"]}))
+    with pytest.raises(FileNotFoundError, match=r"part folder\(s\) \['tasks/bratz'\] not found"):
+        build_bundle("typo", parts)
+    # the command validates every bundle before writing any
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--parts", str(parts), "--out",
+                           str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and not out.exists()

@@ -1,0 +1,154 @@
+"""Helpers shared by the test modules (test modules never import each other): paths, the bundles and their small
+test settings, the bundle command line, and dataset conversions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.bundle import ConfigParser
+
+from edge_networks.data import build_datalist
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES_DIR = REPO / "bundles"
+SHARED_DATA = Path(os.environ.get("EDGE_SEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+TINY_BRATS = (40, 40, 28)
+TINY_KITS = (16, 48, 48)
+
+# Every bundle's small setting for the tests: its own network, narrower, with small windows (what
+# configs/cpu_small.json does, smaller still), so a CLI run takes seconds on a CPU. A new bundle adds one row.
+_EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8, "roi_size": [32, 32, 32]}
+_BA = {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16}
+SMALL: dict[str, dict] = {
+    "egcnn_brats": _EGCNN,
+    "egcnn_kits": {**_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
+    "boundary_aware_brats": {**_BA, "roi_size": [48, 48]},
+    "boundary_aware_brats3d": {**_BA, "roi_size": [32, 32, 32], "num_samples": 1},
+}
+# The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D and
+# one 2D bundle. `make test-all` runs them on every bundle (the others carry the `slow` marker).
+REPRESENTATIVE = ("egcnn_brats", "boundary_aware_brats")
+
+
+def discovered_bundles() -> list[str]:
+    """Every bundle folder of the repository (one with ``configs/metadata.json``)."""
+    return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").exists())
+
+
+def bundle_params(names: list[str] | None = None, slow_unless_representative: bool = False) -> list:
+    """``pytest.param`` per bundle; with ``slow_unless_representative`` all but :data:`REPRESENTATIVE` are slow."""
+    out = []
+    for name in names or discovered_bundles():
+        marks = [pytest.mark.slow] if slow_unless_representative and name not in REPRESENTATIVE else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real scan not available: {path} (set EDGE_SEG_SHARED_DATA to the shared data folder)")
+    return path
+
+
+def config_path(name: str, *files: str) -> str:
+    """One config file of bundle ``name``, or several as the CLI's ``"['a.json','b.json']"``."""
+    paths = [str(BUNDLES_DIR / name / "configs" / f) for f in files]
+    return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{p}'" for p in paths) + "]"
+
+
+def read_json(name: str, file: str) -> dict:
+    return json.loads((BUNDLES_DIR / name / "configs" / file).read_text())
+
+
+def layout(name: str) -> str:
+    """The dataset layout bundle ``name`` trains on (its ``train.json`` ``layout``)."""
+    return read_json(name, "train.json")["layout"]
+
+
+def label_values(name: str) -> set[int]:
+    """The label values bundle ``name`` writes: the keys of its metadata's ``outputs.pred.channel_def``."""
+    meta = read_json(name, "metadata.json")
+    return {int(k) for k in meta["network_data_format"]["outputs"]["pred"]["channel_def"]}
+
+
+def input_shape(name: str) -> list[int]:
+    """``(1, C, *roi_size)``: one network input window of bundle ``name`` at its small setting."""
+    meta = read_json(name, "metadata.json")
+    return [1, meta["network_data_format"]["inputs"]["image"]["num_channels"], *SMALL[name]["roi_size"]]
+
+
+def small_parser(name: str, *files: str, **extra) -> ConfigParser:
+    """A ConfigParser of bundle ``name``'s ``files`` (default ``train.json``) with its small setting applied."""
+    parser = ConfigParser()
+    parser.read_config([config_path(name, f) for f in (files or ("train.json",))])
+    for k, v in {**SMALL[name], **extra}.items():
+        parser[k] = v
+    return parser
+
+
+def cli_overrides(over: dict) -> list[str]:
+    """``--key value`` arguments for ``python -m monai.bundle`` (values as Python literals)."""
+    out = []
+    for k, v in over.items():
+        out += [f"--{k}", repr(v)]
+    return out
+
+
+def bundle_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle ARGS`` in a subprocess (this interpreter), output captured."""
+    return subprocess.run([sys.executable, "-m", "monai.bundle", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, env=env)
+
+
+# One interpreter runs several `python -m monai.bundle ...` commands in turn (fire's CLI, exactly as from the shell):
+# importing torch + MONAI costs about 11 s per process here, which a chain of commands pays once.
+_CHAIN = """
+import json, runpy, sys
+for i, argv in enumerate(json.loads(sys.argv[1])):
+    sys.argv = ['monai.bundle', *argv]
+    try:
+        runpy.run_module('monai.bundle', run_name='__main__', alter_sys=True)
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            print(f'edge-seg chain: step {i} ({argv[0]} {argv[1]}) failed', file=sys.stderr)
+            raise
+    print(f'edge-seg chain: step {i} done', flush=True)
+"""
+
+
+def bundle_cli_chain(steps: list[list[str]], cwd: Path = REPO, prelude: str = "") -> subprocess.CompletedProcess:
+    """``python -m monai.bundle STEP`` for each step, in order, in one subprocess; stops at the first failure
+    (non-zero exit, the failing step named on stderr). ``prelude``: Python run first in that process."""
+    return subprocess.run([sys.executable, "-c", prelude + _CHAIN, json.dumps(steps)], capture_output=True,
+                          text=True, cwd=cwd, timeout=900)
+
+
+def to_decathlon(brats_root: Path, out: Path) -> Path:
+    """Convert BraTS-2021-layout cases to Task01's layout: 4D images, labels 1 oedema / 2 non-enh / 3 enh."""
+    (out / "imagesTr").mkdir(parents=True)
+    (out / "labelsTr").mkdir()
+    training = []
+    for i, item in enumerate(build_datalist("brats2021", brats_root)):
+        imgs = [nib.load(p) for p in item["image"]]
+        stack = np.stack([np.asarray(im.dataobj) for im in imgs], axis=-1)
+        seg = np.asarray(nib.load(item["label"]).dataobj)
+        dec = np.select([seg == 2, seg == 1, seg == 4], [1, 2, 3], 0).astype(np.uint8)
+        name = f"BRATS_{i:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(stack, imgs[0].affine), str(out / "imagesTr" / name))
+        nib.save(nib.Nifti1Image(dec, imgs[0].affine), str(out / "labelsTr" / name))
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    spec = {"name": "BRATS", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+            "training": training, "test": []}
+    (out / "dataset.json").write_text(json.dumps(spec))
+    return out

@@ -1,0 +1,115 @@
+"""Packaging: ``pip install edge-seg`` without extras is enough for the bundle CLI, and the console scripts exist.
+
+A fresh virtual environment per CI run would cost minutes, so the test simulates one: it computes, from the
+installed distributions' metadata, the dependency closure of ``edge-seg`` without extras, then runs training,
+evaluation and inference through ``python -m monai.bundle`` in a process where every module of a distribution
+outside that closure fails to import (as it would in an environment built from ``install_requires`` alone).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.helpers import REPO, SMALL, cli_overrides, config_path
+
+# Runs in the child process before anything else: the path finder no longer finds the top-level modules of
+# distributions outside ALLOWED, so they are absent as in an environment built without them (``import x`` raises
+# ModuleNotFoundError and ``importlib.util.find_spec(x)`` returns None, which libraries use as a probe).
+BLOCKER = """
+import importlib.metadata as md, json, sys
+from importlib.machinery import PathFinder
+allowed = set(json.loads(sys.argv[1])) | {'pip', 'setuptools', 'wheel'}  # what a new venv has
+owners = md.packages_distributions()
+canon = lambda n: n.lower().replace('_', '-').replace('.', '-')
+def blocked(name):
+    top = name.partition('.')[0]
+    dists = owners.get(top)
+    return bool(dists) and top not in sys.stdlib_module_names and not any(canon(d) in allowed for d in dists)
+class WithoutExtras:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return None if blocked(name) else PathFinder.find_spec(name, path, target)
+    @classmethod
+    def find_distributions(cls, *args, **kwargs):  # importlib.metadata: an absent distribution has no metadata
+        return (d for d in PathFinder.find_distributions(*args, **kwargs) if canon(d.metadata['Name']) in allowed)
+    @classmethod
+    def invalidate_caches(cls):
+        PathFinder.invalidate_caches()
+sys.meta_path[:] = [WithoutExtras if f is PathFinder else f for f in sys.meta_path]
+import runpy
+for argv in json.loads(sys.argv[2]):
+    sys.argv = ['monai.bundle', *argv]
+    runpy.run_module('monai.bundle', run_name='__main__', alter_sys=True)
+"""
+
+
+def dependency_closure(dist: str = "edge-seg", extras: tuple[str, ...] = ()) -> set[str]:
+    """Canonical names of ``dist`` and everything its ``Requires-Dist`` pulls in for ``extras``, recursively, as
+    pip would install them (environment markers evaluated here, extras of dependencies followed)."""
+    seen: set[str] = set()
+    todo = [(dist, set(extras))]
+    while todo:
+        name, wanted = todo.pop()
+        key = canonicalize_name(name)
+        if key in seen and not wanted:
+            continue
+        seen.add(key)
+        for line in md.requires(name) or []:
+            req = Requirement(line)
+            envs = [{"extra": e} for e in wanted] or [{"extra": ""}]
+            if req.marker is None or any(req.marker.evaluate(env) for env in envs):
+                if canonicalize_name(req.name) not in seen or req.extras:
+                    todo.append((req.name, set(req.extras)))
+    return seen
+
+
+def _run_without_extras(allowed: set[str], runs: list[list[str]]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER, json.dumps(sorted(allowed)), json.dumps(runs)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_install_requires_names_the_cli_dependencies():
+    base = dependency_closure()
+    assert {"monai", "torch", "pytorch-ignite", "fire", "nibabel"} <= base
+    assert "monailabel" not in base and "pytest" not in base  # extras stay extras
+    assert "monailabel" in dependency_closure(extras=("label",))
+
+
+def test_training_evaluation_inference_need_no_extras(brats_root, tmp_path):
+    small = cli_overrides({**SMALL["egcnn_brats"], "num_workers": 0})
+    common = ["--bundle_root", str(tmp_path), "--dataset_dir", str(brats_root), *small]
+    runs = [
+        ["run", "training", "--config_file", config_path("egcnn_brats", "train.json"), "--epochs", "1",
+         "--val_interval", "1", *common],
+        ["run", "--config_file", config_path("egcnn_brats", "train.json", "evaluate.json"), *common],
+        ["run", "--config_file", config_path("egcnn_brats", "inference.json"), "--output_dir", str(tmp_path / "p"),
+         *common],
+    ]
+    proc = _run_without_extras(dependency_closure(), runs)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "models" / "model.pt").exists() and (tmp_path / "eval" / "metrics.csv").exists()
+    assert len(list((tmp_path / "p").glob("*_seg.nii.gz"))) == 3
+
+
+def test_blocker_really_blocks(tmp_path):
+    """Without fire in the closure, the bundle CLI fails the way a bare install did before fire was required."""
+    proc = _run_without_extras(dependency_closure() - {"fire"}, [["run", "--config_file", str(tmp_path / "x.json")]])
+    assert proc.returncode != 0
+    assert "fire" in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["edge-seg-prepare", "edge-seg-check", "edge-seg-synthetic", "edge-seg-pack",
+                                    "edge-seg-generate", "edge-seg-demo"])
+def test_console_scripts(script):
+    exe = Path(sys.executable).parent / script
+    assert exe.exists(), f"{script} is not installed: reinstall the package (pip install -e .)"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr[-2000:]
