@@ -18,6 +18,7 @@ from ..data.layouts import build_datalist
 from ..data.split import split_datalist
 
 __all__ = [
+    "REPO_BUNDLES",
     "flag",
     "bundle_root",
     "load_datalist",

@@ -13,6 +13,7 @@ import torch
 from tests.helpers import (
     SMALL,
     bundle_cli,
+    bundle_cli_chain,
     bundle_params,
     cli_overrides,
     config_path,
@@ -27,18 +28,17 @@ def test_resume_continues_from_last_checkpoint(name, dataset_roots, tmp_path):
     data = str(dataset_roots[layout(name)])
     common = ["--config_file", config_path(name, "train.json"), "--dataset_dir", data, "--num_workers", "0",
               *cli_overrides(SMALL[name])]
-    proc = bundle_cli("run", "training", *common, "--bundle_root", str(tmp_path / "a"), "--epochs", "3",
-                      "--val_interval", "5")
+    # a 3-epoch run, then one that pretends it stopped after epoch 3 of 4: --resume_from continues with epoch 4 only
+    proc = bundle_cli_chain([
+        ["run", "training", *common, "--bundle_root", str(tmp_path / "a"), "--epochs", "3", "--val_interval", "5"],
+        ["run", "training", *common, "--bundle_root", str(tmp_path / "b"), "--epochs", "4", "--val_interval", "5",
+         "--resume_from", str(tmp_path / "a" / "models" / "model_last.pt")]])
     assert proc.returncode == 0, proc.stderr[-3000:]
     first = torch.load(tmp_path / "a" / "models" / "model_last.pt", map_location="cpu", weights_only=False)
     epoch_length = first["trainer"]["epoch_length"]
     assert first["trainer"]["iteration"] == 3 * epoch_length
-    # pretend the run stopped after epoch 3 of 4: --resume_from continues with epoch 4 only
-    proc = bundle_cli("run", "training", *common, "--bundle_root", str(tmp_path / "b"), "--epochs", "4",
-                      "--val_interval", "5", "--resume_from", str(tmp_path / "a" / "models" / "model_last.pt"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
-    assert "Epoch: 4/4" in log and "Epoch: 1/4" not in log and "Epoch: 3/4" not in log
+    assert "Epoch: 3/3" in log and "Epoch: 4/4" in log and "Epoch: 1/4" not in log and "Epoch: 3/4" not in log
     resumed = torch.load(tmp_path / "b" / "models" / "model_last.pt", map_location="cpu", weights_only=False)
     assert resumed["trainer"]["iteration"] == 4 * epoch_length and resumed["trainer"]["max_epochs"] == 4
 
@@ -65,11 +65,11 @@ def test_inference_on_decathlon_4d_layout(brats_root, tmp_path):
     task = to_decathlon(brats_root, tmp_path / "Task01_BrainTumour")
     over = ["--bundle_root", str(root), "--num_workers", "0", "--cpu_bf16", "false",
             *cli_overrides(SMALL["egcnn_brats"])]
-    proc = bundle_cli("run", "--config_file", config_path("egcnn_brats", "inference.json"), "--layout", "decathlon",
-                      "--dataset_dir", str(task), "--output_dir", str(tmp_path / "dec"), *over)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = bundle_cli("run", "--config_file", config_path("egcnn_brats", "inference.json"),
-                      "--dataset_dir", str(brats_root), "--output_dir", str(tmp_path / "brats"), *over)
+    proc = bundle_cli_chain([
+        ["run", "--config_file", config_path("egcnn_brats", "inference.json"), "--layout", "decathlon",
+         "--dataset_dir", str(task), "--output_dir", str(tmp_path / "dec"), *over],
+        ["run", "--config_file", config_path("egcnn_brats", "inference.json"), "--dataset_dir", str(brats_root),
+         "--output_dir", str(tmp_path / "brats"), *over]])
     assert proc.returncode == 0, proc.stderr[-3000:]
     decathlon = sorted((task / "imagesTr").glob("*.nii.gz"))
     brats = sorted((tmp_path / "brats").glob("*_seg.nii.gz"))

@@ -24,7 +24,7 @@ from monai.bundle import ConfigParser
 from edge_networks.data import build_datalist
 from edge_networks.serving.sharing import main as sharing_main
 from edge_networks.serving.sharing import pack_bundle
-from tests.helpers import REPO, SMALL, bundle_cli, bundle_params, cli_overrides, input_shape, layout
+from tests.helpers import REPO, SMALL, bundle_cli, bundle_cli_chain, bundle_params, cli_overrides, input_shape, layout
 
 SCHEMA = json.loads((Path(__file__).parent / "metadata_schema.json").read_text())
 # CI: the representative 3D and 2D bundles; make test-all: every bundle
@@ -66,10 +66,10 @@ def _export(name: str, bundle: Path) -> Path:
               "--meta_file", str(bundle / "configs" / "metadata.json"),
               "--config_file", str(bundle / "configs" / "inference.json"),
               "--bundle_root", str(bundle), *cli_overrides(SMALL[name])]
-    proc = bundle_cli("ckpt_export", "network_def", "--filepath", str(bundle / "models" / "model.ts"), *common)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = bundle_cli("onnx_export", "network_def", "--filepath", str(bundle / "models" / "model.onnx"),
-                      "--input_shape", repr(input_shape(name)), "--converter_kwargs", ONNX_KWARGS, *common)
+    proc = bundle_cli_chain([
+        ["ckpt_export", "network_def", "--filepath", str(bundle / "models" / "model.ts"), *common],
+        ["onnx_export", "network_def", "--filepath", str(bundle / "models" / "model.onnx"), "--input_shape",
+         repr(input_shape(name)), "--converter_kwargs", ONNX_KWARGS, *common]])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return bundle
 
