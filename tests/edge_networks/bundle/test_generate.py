@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 from monai.bundle import ConfigParser
 
-from edge_networks.bundle.generate import PARTS_DIR, build_bundle, bundle_names, check_bundles, write_bundle
-from tests.helpers import BUNDLES_DIR, REPO, discovered_bundles
+from edge_networks.bundle.generate import PARTS_DIR, build_bundle, bundle_names, check_bundles, main, write_bundle
+from tests.helpers import BUNDLES_DIR, discovered_bundles
 
 
 def test_committed_bundles_equal_the_generated_ones():
@@ -20,7 +18,7 @@ def test_committed_bundles_equal_the_generated_ones():
     assert check_bundles() == []
 
 
-def test_check_command_names_each_drifted_file(tmp_path):
+def test_check_command_names_each_drifted_file(tmp_path, capsys):
     """A hand edit of a generated file, and an edit of a common part, are both reported (exit 1), per bundle."""
     bundles = tmp_path / "bundles"
     shutil.copytree(BUNDLES_DIR, bundles, ignore=shutil.ignore_patterns("models", "_parts"))
@@ -33,16 +31,13 @@ def test_check_command_names_each_drifted_file(tmp_path):
     common = json.loads((parts / "common" / "evaluate.json").read_text())
     common["validate#dataset#cache_rate"] = 1.0
     (parts / "common" / "evaluate.json").write_text(json.dumps(common))
-    proc = subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--check", "--parts", str(parts),
-                           "--out", str(bundles)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 1
-    lines = proc.stdout.splitlines()
+    assert main(["--check", "--parts", str(parts), "--out", str(bundles)]) == 1  # the command, in-process
+    lines = capsys.readouterr().out.splitlines()
     assert "egcnn_kits/configs/train.json: learning_rate: generated 0.0001 != committed 0.5" in lines
     assert {ln.split("/")[0] for ln in lines if "evaluate.json: validate#dataset#cache_rate" in ln} == \
         set(bundle_names())
     # regenerating repairs both
-    subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--parts", str(parts), "--out",
-                    str(bundles)], check=True, capture_output=True, cwd=REPO)
+    assert main(["--parts", str(parts), "--out", str(bundles)]) == 0
     assert check_bundles(bundles_dir=bundles, parts_dir=parts) == []
     assert json.loads(train.read_text())["learning_rate"] == 0.0001
 
@@ -85,7 +80,7 @@ def test_new_bundle_from_a_short_spec(tmp_path):
     assert not list(configs.glob(".*.part")), "temporary files left behind"
 
 
-def test_spec_without_a_task_part_is_refused(tmp_path):
+def test_spec_without_a_task_part_is_refused(tmp_path, capsys):
     parts = tmp_path / "parts"
     shutil.copytree(PARTS_DIR, parts)
     (parts / "specs" / "broken.json").write_text(json.dumps({"parts": ["networks/egcnn"]}))
@@ -96,6 +91,5 @@ def test_spec_without_a_task_part_is_refused(tmp_path):
         build_bundle("typo", parts)
     # the command validates every bundle before writing any
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "edge_networks.bundle.generate", "--parts", str(parts), "--out",
-                           str(out)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode != 0 and not out.exists()
+    assert main(["--parts", str(parts), "--out", str(out)]) == 2 and not out.exists()
+    assert "error: bundle broken: train.json has no" in capsys.readouterr().err
