@@ -146,11 +146,15 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
     return out
 
 
-def write_bundle(name: str, out_dir: str | Path = REPO_BUNDLES, parts_dir: str | Path = PARTS_DIR) -> Path:
-    """Generate bundle ``name`` into ``out_dir/<name>/configs``; each file is written whole (temporary file, then
-    renamed). Returns the configs folder."""
-    files = build_bundle(name, parts_dir)
-    configs = Path(out_dir) / name / "configs"
+def write_bundle(name: str, out_dir: str | Path = REPO_BUNDLES, parts_dir: str | Path = PARTS_DIR,
+                 files: dict[str, Any] | None = None) -> Path:
+    """Generate bundle ``name`` into ``out_dir/<name>/configs`` (``files``: from :func:`build_bundle`, built here
+    when not given). Each file is written whole (temporary file, then renamed). A new bundle folder also gets
+    ``docs/``, ``models/`` and the common ``LICENSE``; its ``docs/README.md`` is written by hand. Returns the
+    configs folder."""
+    files = build_bundle(name, parts_dir) if files is None else files
+    root = Path(out_dir) / name
+    configs = root / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     for filename, content in files.items():
         fd, tmp = tempfile.mkstemp(dir=configs, prefix=f".{filename}.", suffix=".part")
@@ -166,6 +170,11 @@ def write_bundle(name: str, out_dir: str | Path = REPO_BUNDLES, parts_dir: str |
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+    (root / "docs").mkdir(exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "models" / ".gitkeep").touch()
+    if not (root / "LICENSE").exists():
+        shutil.copy(Path(parts_dir) / "common" / "LICENSE", root / "LICENSE")
     return configs
 
 
@@ -215,29 +224,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="write nothing; list the differences with the committed files and exit 1 if any")
     args = parser.parse_args(argv)
     names = args.names or bundle_names(args.parts)
-    if args.check:
-        problems = check_bundles(names, args.out, args.parts)
-        for p in problems:
-            print(p)
-        if problems:
-            print(f"{len(problems)} difference(s): edit bundles/_parts, then run edge-seg-generate", file=sys.stderr)
-        return 1 if problems else 0
     try:
-        for name in names:
-            build_bundle(name, args.parts)  # validate every bundle before writing any
+        if args.check:
+            problems = check_bundles(names, args.out, args.parts)
+            for p in problems:
+                print(p)
+            if problems:
+                print(f"{len(problems)} difference(s): edit bundles/_parts, then run edge-seg-generate",
+                      file=sys.stderr)
+            return 1 if problems else 0
+        built = {name: build_bundle(name, args.parts) for name in names}  # every bundle valid before writing any
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for name in names:
-        print(write_bundle(name, args.out, args.parts))
-        root = Path(args.out) / name
-        (root / "docs").mkdir(exist_ok=True)
-        (root / "models").mkdir(exist_ok=True)
-        (root / "models" / ".gitkeep").touch()
-        if not (root / "LICENSE").exists():
-            shutil.copy(Path(args.parts) / "common" / "LICENSE", root / "LICENSE")
+    for name, files in built.items():
+        print(write_bundle(name, args.out, args.parts, files))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

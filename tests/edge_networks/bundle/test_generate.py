@@ -78,6 +78,8 @@ def test_new_bundle_from_a_short_spec(tmp_path):
     assert json.loads((configs / "metadata.json").read_text())["network_data_format"]["inputs"]["image"][
         "modality"] == "CT"
     assert not list(configs.glob(".*.part")), "temporary files left behind"
+    assert (configs.parent / "LICENSE").read_text() == (PARTS_DIR / "common" / "LICENSE").read_text()
+    assert (configs.parent / "models").is_dir() and (configs.parent / "docs").is_dir()
 
 
 def test_spec_without_a_task_part_is_refused(tmp_path, capsys):
