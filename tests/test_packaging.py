@@ -54,19 +54,20 @@ def dependency_closure(dist: str = "edge-seg", extras: tuple[str, ...] = ()) -> 
     """Canonical names of ``dist`` and everything its ``Requires-Dist`` pulls in for ``extras``, recursively, as
     pip would install them (environment markers evaluated here, extras of dependencies followed)."""
     seen: set[str] = set()
-    todo = [(dist, set(extras))]
+    done: set[tuple[str, frozenset[str]]] = set()  # (distribution, extras) already expanded: cycles end here
+    todo = [(dist, frozenset(extras))]
     while todo:
         name, wanted = todo.pop()
         key = canonicalize_name(name)
-        if key in seen and not wanted:
+        if (key, wanted) in done:
             continue
+        done.add((key, wanted))
         seen.add(key)
         for line in md.requires(name) or []:
             req = Requirement(line)
             envs = [{"extra": e} for e in wanted] or [{"extra": ""}]
             if req.marker is None or any(req.marker.evaluate(env) for env in envs):
-                if canonicalize_name(req.name) not in seen or req.extras:
-                    todo.append((req.name, set(req.extras)))
+                todo.append((req.name, frozenset(req.extras)))
     return seen
 
 

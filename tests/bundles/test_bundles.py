@@ -207,17 +207,17 @@ def test_cli_evaluate_writes_per_case_metrics(chain, dataset_roots, name):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roots, name):
     data = dataset_roots[layout(name)]
-    tmp_path = chain[name][1]
+    pred = chain[name][1]
     edge_postfix = next(t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
                         if t["_target_"] == "SaveImaged")
     items = build_datalist(layout(name), data)
-    assert len(list(tmp_path.glob("*.nii.gz"))) == 2 * len(items)  # one label map and one edge map per case
+    assert len(list(pred.glob("*.nii.gz"))) == 2 * len(items)  # one label map and one edge map per case
     for item in items:
         first = item["image"][0] if isinstance(item["image"], list) else item["image"]
         src = nib.load(first)
         case = Path(first).parent.name
-        seg = nib.load(str(tmp_path / f"{case}_seg.nii.gz"))
-        edge = nib.load(str(tmp_path / f"{case}_{edge_postfix}.nii.gz"))
+        seg = nib.load(str(pred / f"{case}_seg.nii.gz"))
+        edge = nib.load(str(pred / f"{case}_{edge_postfix}.nii.gz"))
         assert seg.shape == edge.shape[:3] == src.shape[:3] and seg.get_data_dtype() == np.uint8
         np.testing.assert_allclose(seg.affine, src.affine, atol=1e-5)
         np.testing.assert_allclose(edge.affine, src.affine, atol=1e-5)
