@@ -1,19 +1,30 @@
-"""MONAI-style transforms of this project: edge ground truth and dataset label conventions."""
+"""MONAI-style transforms of this project: edge ground truth, dataset label conventions, 2D image loading."""
 
 from .edges import LabelToEdge, LabelToEdged, label_to_edge, masks_from_labels, sobel_gradient_magnitude
+from .io import LoadImage2D, LoadImage2Dd
 from .labels import (
     BRATS_CONVENTIONS,
     BRATS_REGIONS,
     KITS_LABELS,
     KITS_REGIONS,
+    BinariseSoftMap,
+    BinariseSoftMapd,
     BratsRegionsToLabels,
     BratsRegionsToLabelsd,
+    CombineMasks,
+    CombineMasksd,
     ConvertToBratsRegions,
     ConvertToBratsRegionsd,
+    ConvertToDiscCup,
+    ConvertToDiscCupd,
     ConvertToKitsRegions,
     ConvertToKitsRegionsd,
+    EMMembranes,
+    EMMembranesd,
     KitsRegionsToLabels,
     KitsRegionsToLabelsd,
+    ThresholdMask,
+    ThresholdMaskd,
 )
 
 __all__ = [
@@ -34,4 +45,16 @@ __all__ = [
     "ConvertToKitsRegionsd",
     "KitsRegionsToLabels",
     "KitsRegionsToLabelsd",
+    "ThresholdMask",
+    "ThresholdMaskd",
+    "ConvertToDiscCup",
+    "ConvertToDiscCupd",
+    "BinariseSoftMap",
+    "BinariseSoftMapd",
+    "CombineMasks",
+    "CombineMasksd",
+    "EMMembranes",
+    "EMMembranesd",
+    "LoadImage2D",
+    "LoadImage2Dd",
 ]

@@ -15,6 +15,12 @@ convention     labels                 TC (tumour core)    WT (whole)    ET (enha
 
 KiTS19 labels 0 background, 1 kidney, 2 tumour; channels (kidneys, tumour) with kidneys = 1 or 2 (the
 challenge's "Kidneys Dice" counts tumour as kidney) and tumour = 2.
+
+2D datasets (``DATASETS_2D.md``), from mask files as loaded (0..255) to binary channels: REFUGE's 0/128/255 to
+disc (including cup) and cup (:class:`ConvertToDiscCup`), Drishti-GS soft maps at an agreement level
+(:class:`BinariseSoftMap`), Montgomery's left + right lungs (:class:`CombineMasks`), JPEG and 0/255 masks
+(:class:`ThresholdMask`; also DRIVE's field-of-view mask, carried along for the metrics), ISBI 2012 membranes as
+the foreground (:class:`EMMembranes`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,16 @@ __all__ = [
     "ConvertToKitsRegionsd",
     "KitsRegionsToLabels",
     "KitsRegionsToLabelsd",
+    "ThresholdMask",
+    "ThresholdMaskd",
+    "ConvertToDiscCup",
+    "ConvertToDiscCupd",
+    "BinariseSoftMap",
+    "BinariseSoftMapd",
+    "CombineMasks",
+    "CombineMasksd",
+    "EMMembranes",
+    "EMMembranesd",
 ]
 
 BRATS_REGIONS = ("TC", "WT", "ET")
@@ -152,6 +168,118 @@ class KitsRegionsToLabels(Transform):
         return convert_to_dst_type(lab[None], img, dtype=torch.uint8)[0]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 2D datasets (DATASETS_2D.md): mask files -> binary channels. Input ``(C, *spatial)`` as loaded (values 0..255).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _grey(img: NdarrayOrTensor) -> torch.Tensor:
+    """``(C, *spatial)`` -> float ``(1, *spatial)``: the mean over channels (a colour-saved mask's grey value)."""
+    t = convert_to_tensor(img, track_meta=False).float()
+    return t.mean(0, keepdim=True) if t.shape[0] > 1 else t
+
+
+class ThresholdMask(Transform):
+    """A 0/255 (or JPEG-compressed, or colour-saved) mask ``(C, *spatial)`` -> binary ``(1, *spatial)``.
+
+    Kvasir-SEG's and ORIGA's masks are JPEG: their edges hold every value between 0 and 255, so they are
+    thresholded rather than compared with 255. Also for DRIVE's vessel and field-of-view GIFs, ISIC's, the
+    lung sets' and CVC-ColonDB's 0/255 masks.
+
+    Args:
+        threshold: foreground is ``value >= threshold`` (on the channel mean). Defaults to ``128``.
+
+    >>> ThresholdMask()(torch.tensor([[[0.0, 127.0, 128.0, 255.0]]]))
+    tensor([[[0., 0., 1., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, threshold: float = 128) -> None:
+        self.threshold = threshold
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        return convert_to_dst_type(_grey(img) >= self.threshold, img, dtype=torch.float32)[0]
+
+
+class ConvertToDiscCup(Transform):
+    """REFUGE mask (255 background, 128 disc rim, 0 cup) ``(1, *spatial)`` -> ``(2, *spatial)``: disc (including
+    the cup), cup. Thresholds halfway between the values (disc < 192, cup < 64) tolerate resampled masks.
+
+    >>> ConvertToDiscCup()(torch.tensor([[[255.0, 128.0, 0.0]]]))
+    tensor([[[0., 1., 1.]],
+    <BLANKLINE>
+            [[0., 0., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        g = _grey(img)[0]
+        return convert_to_dst_type(torch.stack([g < 192, g < 64]), img, dtype=torch.float32)[0]
+
+
+_AGREEMENT = {"all": 254.0, "majority": 127.0, "any": 0.0}
+
+
+class BinariseSoftMap(Transform):
+    """Drishti-GS soft maps (expert agreement, 0..255) ``(C, *spatial)`` -> binary ``(C, *spatial)``, per channel.
+
+    Args:
+        agreement: ``"all"`` (value > 254: every expert marked the pixel), ``"majority"`` (> 127), ``"any"``
+            (> 0), or a number: foreground is ``value > agreement``. Defaults to ``"all"``.
+
+    >>> BinariseSoftMap("any")(torch.tensor([[[0.0, 1.0, 255.0]]]))
+    tensor([[[0., 1., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, agreement: str | float = "all") -> None:
+        if isinstance(agreement, str) and agreement not in _AGREEMENT:
+            raise ValueError(f"agreement must be one of {sorted(_AGREEMENT)} or a number, got {agreement!r}")
+        self.level = _AGREEMENT[agreement] if isinstance(agreement, str) else float(agreement)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        t = convert_to_tensor(img, track_meta=False).float()
+        return convert_to_dst_type(t > self.level, img, dtype=torch.float32)[0]
+
+
+class CombineMasks(Transform):
+    """Union of mask channels ``(C, *spatial)`` -> ``(1, *spatial)`` (Montgomery's left and right lung masks).
+
+    Args:
+        threshold: a channel marks a pixel when its value is ``>= threshold``. Defaults to ``128`` (0/255 masks;
+            use ``0.5`` for 0/1 masks).
+
+    >>> CombineMasks()(torch.tensor([[[255.0, 0.0, 0.0]], [[0.0, 255.0, 0.0]]]))
+    tensor([[[1., 1., 0.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, threshold: float = 128) -> None:
+        self.threshold = threshold
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        t = convert_to_tensor(img, track_meta=False).float()
+        return convert_to_dst_type((t >= self.threshold).any(0, keepdim=True), img, dtype=torch.float32)[0]
+
+
+class EMMembranes(Transform):
+    """ISBI 2012 label (255 cell interior, 0 membrane) ``(1, *spatial)`` -> membranes ``(1, *spatial)`` as the
+    foreground, as CE-Net segments them (``255 - label``, thresholded at 128).
+
+    >>> EMMembranes()(torch.tensor([[[255.0, 0.0]]]))
+    tensor([[[0., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        return convert_to_dst_type(_grey(img) < 128, img, dtype=torch.float32)[0]
+
+
 class _Dict(MapTransform):
     """Applies one array transform to every key."""
 
@@ -204,3 +332,53 @@ class KitsRegionsToLabelsd(_Dict):
     def __init__(self, keys: KeysCollection, threshold: float = 0.5, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.array_transform = KitsRegionsToLabels(threshold)
+
+
+class ThresholdMaskd(_Dict):
+    """Dictionary version of :class:`ThresholdMask` (e.g. ``keys=["label", "mask"]`` for DRIVE's vessels and FOV)."""
+
+    backend = ThresholdMask.backend
+
+    def __init__(self, keys: KeysCollection, threshold: float = 128, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = ThresholdMask(threshold)
+
+
+class ConvertToDiscCupd(_Dict):
+    """Dictionary version of :class:`ConvertToDiscCup`."""
+
+    backend = ConvertToDiscCup.backend
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = ConvertToDiscCup()
+
+
+class BinariseSoftMapd(_Dict):
+    """Dictionary version of :class:`BinariseSoftMap`."""
+
+    backend = BinariseSoftMap.backend
+
+    def __init__(self, keys: KeysCollection, agreement: str | float = "all", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = BinariseSoftMap(agreement)
+
+
+class CombineMasksd(_Dict):
+    """Dictionary version of :class:`CombineMasks`."""
+
+    backend = CombineMasks.backend
+
+    def __init__(self, keys: KeysCollection, threshold: float = 128, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = CombineMasks(threshold)
+
+
+class EMMembranesd(_Dict):
+    """Dictionary version of :class:`EMMembranes`."""
+
+    backend = EMMembranes.backend
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = EMMembranes()

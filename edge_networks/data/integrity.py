@@ -1,5 +1,7 @@
 """Dataset integrity check, run before any training or inference (in the spirit of nnU-Net's verification).
 
+2D layouts are checked by :mod:`.integrity2d` (missing, truncated, empty, size mismatch, mask values, TIFF stacks).
+
 For every case: all files exist and are readable (a truncated ``.nii.gz`` is caught by reading the whole
 array), images have the layout's dimensionality, modalities and label share shape, spacing and affine (within
 tolerances), no NaN or inf, and the label holds only the layout's label values. Every fault is reported as
@@ -102,6 +104,10 @@ def check_case(
     """
     lay = get_layout(layout)
     case_id = str(item.get("case_id", item.get("image")))
+    if lay.spatial_dims == 2:
+        from .integrity2d import check_case_2d
+
+        return CaseReport(case_id, check_case_2d(item, lay, require_label))
     problems: list[str] = []
     images = item.get("image")
     if images is None:

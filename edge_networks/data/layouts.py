@@ -1,4 +1,5 @@
-"""Datalist builders for the real BraTS, Decathlon Task01 and KiTS19 folder layouts.
+"""Datalist builders for the real BraTS, Decathlon Task01 and KiTS19 folder layouts (the 2D datasets: see
+:mod:`.layouts2d`).
 
 Every builder scans a dataset root and returns MONAI datalist items: ``{"case_id", "image", "label"}`` with
 ``image`` a list of per-modality files in the project's modality order (:data:`BRATS_MODALITIES`, the
@@ -41,6 +42,11 @@ class Layout:
         modalities: image channels, in the order of the datalist's ``image``.
         image_ndim: dimensions of one image file (3, or 4 for the Decathlon's stacked modalities).
         suffixes: file-name suffix of each modality and of the label (per-case-folder layouts).
+        spatial_dims: 3 for the volumes, 2 for the 2D datasets (:mod:`.layouts2d`).
+        paper_split: ``(train, test)`` counts the papers used where the release has no official split; the
+            default validation fraction of ``prepare`` reproduces them. ``None``: 80/20.
+        mask_kind: 2D label files: ``"values"`` (only ``label_values``), ``"jpeg"`` (lossy masks, any 0..255,
+            thresholded by a transform) or ``"soft"`` (agreement maps 0..255).
     """
 
     name: str
@@ -50,6 +56,9 @@ class Layout:
     modalities: tuple[str, ...]
     image_ndim: int = 3
     suffixes: dict[str, str] = field(default_factory=dict)
+    spatial_dims: int = 3
+    paper_split: tuple[int, int] | None = None
+    mask_kind: str = "values"
 
 
 _BRATS_SUFFIXES = {"flair": "_flair", "t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "label": "_seg"}
@@ -68,6 +77,33 @@ LAYOUTS: dict[str, Layout] = {
     "decathlon": Layout("decathlon", "brats", "decathlon", (0, 1, 2, 3), BRATS_MODALITIES, image_ndim=4),
     "kits19": Layout("kits19", "kits", "kits", (0, 1, 2), ("ct",)),
 }
+
+
+def _l2(name, task, convention, values, channels, paper_split=None, mask_kind="values") -> Layout:
+    return Layout(name, task, convention, values, ("rgb",) if channels == 3 else ("grey",), image_ndim=2,
+                  spatial_dims=2, paper_split=paper_split, mask_kind=mask_kind)
+
+
+# The 2D datasets of CE-Net, ET-Net and BA-Net (DATASETS_2D.md); builders in .layouts2d.
+_ANY8 = tuple(range(256))
+LAYOUTS.update({
+    "drive": _l2("drive", "vessels", "binary255", (0, 255), 3),
+    "refuge": _l2("refuge", "disc_cup", "refuge", (0, 128, 255), 3),
+    "drishti_gs": _l2("drishti_gs", "disc_cup", "soft_map", _ANY8, 3, mask_kind="soft"),
+    "rim_one_r3": _l2("rim_one_r3", "disc", "binary255", (0, 255), 3, paper_split=(99, 60)),
+    "rim_one_r1": _l2("rim_one_r1", "disc", "binary255", (0, 255), 3),
+    "origa": _l2("origa", "disc", "jpeg_mask", _ANY8, 3, mask_kind="jpeg"),
+    "messidor": _l2("messidor", "disc", "binary255", (0, 255), 3),
+    "montgomery": _l2("montgomery", "lung", "binary255", (0, 255), 1, paper_split=(80, 58)),
+    "shenzhen": _l2("shenzhen", "lung", "binary255", (0, 255), 1, paper_split=(452, 114)),
+    "isic2017": _l2("isic2017", "skin_lesion", "binary255", (0, 255), 3),
+    "isic2018": _l2("isic2018", "skin_lesion", "binary255", (0, 255), 3),
+    "kvasir_seg": _l2("kvasir_seg", "polyp", "jpeg_mask", _ANY8, 3, paper_split=(800, 200), mask_kind="jpeg"),
+    "cvc_colondb": _l2("cvc_colondb", "polyp", "binary255", (0, 255), 3, paper_split=(304, 76)),
+    "isbi2012_em": _l2("isbi2012_em", "em_membrane", "em", (0, 255), 1),
+    "luna2d": _l2("luna2d", "lung", "binary255", (0, 255), 1, paper_split=(214, 53)),
+    "images_masks": _l2("images_masks", "generic", "indices", _ANY8, 3),
+})
 
 
 def get_layout(name: str) -> Layout:
@@ -171,7 +207,11 @@ def build_datalist(layout: str, root: str | os.PathLike) -> list[dict]:
         items = _plain_datalist(root)
     else:
         lay = get_layout(layout)
-        if lay.name == "decathlon":
+        if lay.spatial_dims == 2:
+            from .layouts2d import build_2d
+
+            items = build_2d(lay.name, root)
+        elif lay.name == "decathlon":
             items = _decathlon(root)
         elif lay.task == "kits":
             items = [_kits_case(d) for d in _case_dirs(root, lay) if d.name.startswith("case_")]

@@ -27,7 +27,7 @@ def prepare_datalist(
     layout: str,
     root: str | Path,
     out: str | Path | None = None,
-    val_fraction: float = 0.2,
+    val_fraction: float | None = None,
     num_folds: int = 5,
     seed: int = 0,
     check: bool = True,
@@ -35,6 +35,11 @@ def prepare_datalist(
     num_workers: int = 1,
 ) -> dict:
     """Scan, verify, split and (when ``out`` is given) save a datalist. Returns the datalist dict.
+
+    A release's own split wins (``split`` key of the items, :mod:`.layouts2d`): its test images go to ``testing``
+    (with their labels where released), its validation set to ``validation``; otherwise a seeded split of the
+    labelled items, ``val_fraction`` of them (default: the papers' counts, ``Layout.paper_split``, else 0.2).
+    Items with a ``group`` (slices of one scan) are split by group.
 
     Raises:
         DatasetIntegrityError: a case is bad and ``skip_bad`` is False (nothing is written then).
@@ -51,22 +56,31 @@ def prepare_datalist(
         )
         items = good_l + good_u
         skipped = [{"case_id": r.case_id, "problems": r.problems} for r in bad_l + bad_u]
-    labelled = [it for it in items if "label" in it]
-    if len(labelled) >= 2:
-        labelled = assign_folds(labelled, min(num_folds, len(labelled)), seed)
-    train, val = split_datalist(labelled, val_fraction, seed)
+    labelled = [it for it in items if "label" in it and it.get("split") != "test"]
+    if val_fraction is None:
+        val_fraction = lay.paper_split[1] / sum(lay.paper_split) if lay.paper_split else 0.2
+    official_val = [it for it in labelled if it.get("split") == "val"]
+    pool = [it for it in labelled if it.get("split") != "val"]
+    if len(pool) >= 2:
+        pool = assign_folds(pool, min(num_folds, len(pool)), seed)
+    if official_val:  # the release's own validation set (REFUGE, ISIC)
+        train, val = pool, sorted(official_val, key=lambda it: it["case_id"])
+    else:
+        train, val = split_datalist(pool, val_fraction, seed)
+    testing = [it for it in items if "label" not in it or it.get("split") == "test"]
     content = {
         "layout": lay.name,
         "label_convention": lay.label_convention,
         "modalities": list(lay.modalities),
-        "label_values": list(lay.label_values),
+        "label_values": list(lay.label_values) if lay.mask_kind == "values" else f"0..255 ({lay.mask_kind} masks)",
+        "spatial_dims": lay.spatial_dims,
         "root": str(Path(root).resolve()),
         "seed": seed,
         "val_fraction": val_fraction,
         "num_folds": num_folds,
         "training": train,
         "validation": val,
-        "testing": [it for it in items if "label" not in it],
+        "testing": testing,
         "skipped": skipped,
     }
     if out is not None:
@@ -79,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS))
     parser.add_argument("--root", required=True, help="dataset folder in that layout")
     parser.add_argument("--out", required=True, help="datalist JSON to write")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="default: the papers' split for layouts without an official one, else 0.2")
     parser.add_argument("--folds", type=int, default=5, help="number of folds for the 'fold' key")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-check", action="store_true", help="skip the integrity check (not recommended)")

@@ -21,18 +21,32 @@ def split_datalist(items: Sequence[dict], val_fraction: float = 0.2, seed: int =
     """Shuffle by ``seed`` and split into (training, validation); 80/20 by default, as EG-CNN used.
 
     Only labelled items are split; the same items and seed always give the same split. At least one case goes to
-    each side when there are two or more.
+    each side when there are two or more. Items that all carry a ``group`` (the scan of a 2D slice) are split by
+    whole groups, so no scan has slices on both sides (the validation side then holds about ``val_fraction``).
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     labelled = [it for it in items if "label" in it]
-    shuffled = _permutation(labelled, seed)
-    n_val = int(round(len(shuffled) * val_fraction))
-    if len(shuffled) >= 2:
-        n_val = min(max(n_val, 1), len(shuffled) - 1)
-    val = sorted(shuffled[:n_val], key=lambda it: it["case_id"])
-    train = sorted(shuffled[n_val:], key=lambda it: it["case_id"])
-    return train, val
+    n_val = int(round(len(labelled) * val_fraction))
+    if len(labelled) >= 2:
+        n_val = min(max(n_val, 1), len(labelled) - 1)
+    groups = sorted({it["group"] for it in labelled if "group" in it})
+    if len(groups) >= 2 and all("group" in it for it in labelled):
+        # slices of one scan stay together: whole groups, in seeded order, until n_val items are validation
+        order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+        val_groups: set = set()
+        taken = 0
+        for g in order[:-1]:
+            if taken >= n_val:
+                break
+            val_groups.add(g)
+            taken += sum(it["group"] == g for it in labelled)
+        val = [it for it in labelled if it["group"] in val_groups]
+        train = [it for it in labelled if it["group"] not in val_groups]
+    else:
+        shuffled = _permutation(labelled, seed)
+        val, train = shuffled[:n_val], shuffled[n_val:]
+    return sorted(train, key=lambda it: it["case_id"]), sorted(val, key=lambda it: it["case_id"])
 
 
 def assign_folds(items: Sequence[dict], num_folds: int = 5, seed: int = 0) -> list[dict]:
