@@ -1,4 +1,4 @@
-"""Command line: write synthetic BraTS or KiTS datasets.
+"""Command line: write synthetic BraTS or KiTS datasets, or 2D datasets in their real releases' layouts.
 
 Examples::
 
@@ -9,6 +9,14 @@ Examples::
     python -m edge_networks.data.synthetic kits --out data/kits_real --cases 2 \\
         --background ../shared/data/abdomen_ct/example_ct_sm.nii.gz \\
         --background-labels ../shared/data/abdomen_ct/example_seg.nii.gz --kidney-labels 2 3
+    python -m edge_networks.data.synthetic fundus --layout drive --out data/DRIVE            # the release's 20/20
+    python -m edge_networks.data.synthetic dermoscopy --layout isic2018 --out data/isic --cases 40 \
+        --difficulty hard --size 192 256
+    python -m edge_networks.data.synthetic endoscopy --layout cvc_colondb --variant bmp300 --out data/cvc
+
+2D kinds and the layouts they write: fundus (drive, refuge, drishti_gs, rim_one_r3, rim_one_r1, origa, messidor),
+cxr (montgomery, shenzhen), dermoscopy (isic2017, isic2018), endoscopy (kvasir_seg, cvc_colondb), em
+(isbi2012_em), oct, ct_slice (luna2d); every kind also writes images_masks.
 
 Every written case is checked with the dataset integrity check unless ``--no-check``.
 """
@@ -22,6 +30,7 @@ from collections.abc import Sequence
 from ..integrity import DatasetIntegrityError, verify_datalist
 from ..layouts import build_datalist
 from . import BRATS_SHAPE, KITS_SHAPE, write_brats_dataset, write_kits_dataset
+from .layouts2d import KIND_LAYOUTS, write_2d_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--first-index", type=int, default=0, help="number of the first case")
         p.add_argument("--no-check", action="store_true", help="skip the integrity check of the written cases")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for kind, layouts in KIND_LAYOUTS.items():
+        p2 = sub.add_parser(kind, help=f"2D {kind} images in the layout of: {', '.join(layouts)}")
+        p2.add_argument("--layout", required=True, choices=layouts)
+        p2.add_argument("--out", required=True, help="dataset root to write into")
+        p2.add_argument("--cases", type=int, default=None, help="about N images in all (default: the release's)")
+        p2.add_argument("--seed", type=int, default=0)
+        p2.add_argument("--difficulty", choices=("easy", "hard"), default="easy")
+        p2.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="default: the release's image size")
+        p2.add_argument("--variant", choices=("png380", "bmp300"), help="cvc_colondb: which release")
+        p2.add_argument("--no-check", action="store_true", help="skip the integrity check of the written dataset")
     args = parser.parse_args(argv)
+    if args.task in KIND_LAYOUTS:
+        written = write_2d_dataset(args.task, args.layout, args.out, args.cases, args.seed, args.difficulty,
+                                   args.size, args.variant)
+        if not args.no_check:
+            try:
+                verify_datalist(build_datalist(args.layout, args.out), args.layout, require_label=False)
+            except DatasetIntegrityError as e:
+                print(e, file=sys.stderr)
+                return 1
+        checked = "" if args.no_check else " (integrity check passed)"
+        print(f"wrote {len(written)} {args.task} image file(s) in the {args.layout} layout to {args.out}{checked}")
+        return 0
     common = dict(cases=args.cases, shape=args.shape, seed=args.seed, first_index=args.first_index,
                   progress=not args.quiet)
     if args.task == "brats":
