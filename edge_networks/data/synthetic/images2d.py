@@ -246,7 +246,7 @@ def cxr(h: int, w: int, rng: np.random.Generator, hard: bool = False) -> Image2D
     img -= contrast * lung_soft * (1 + (0.25 if hard else 0.1) * smooth2d(h, w, h / 10, rng))
     img += (0.22 if hard else 0.12) * _soft(heart_r, 0.08) * body
     period = rng.uniform(0.075, 0.09) * h
-    for sx, cx in ((-1, 0.3), (1, 0.7)):  # ribs: curved bright bands, posterior ribs arching down laterally
+    for cx in (0.3, 0.7):  # ribs: curved bright bands over each lung
         t = np.abs(x - 0.5 * w) / w  # distance from the spine
         curve = y + 0.25 * h * t - 1.4 * h * t**2  # posterior ribs leave the spine, then arch down laterally
         band = np.cos(np.pi * (curve / period)) ** 10
@@ -297,9 +297,7 @@ def dermoscopy(h: int, w: int, rng: np.random.Generator, hard: bool = False) -> 
     depth = dark * (1 + 0.35 * var + 0.4 * network) * (1 - 0.75 * regress)
     img *= 1 - np.clip(inside * depth, 0, 0.9)[..., None] * pig
     if hard:  # freckles and dark skin patches outside the lesion
-        spots = _soft(np.abs(smooth2d(h, w, m / 14, rng)) / 2.2, 0.05) < 0.5
         img *= 1 - (0.25 * (~lesion) * (smooth2d(h, w, m / 14, rng) > 1.3))[..., None] * pig
-        del spots
     img *= 1 - 0.55 * _hairs(h, w, int(rng.integers(0, 5 if hard else 3)) + 1, rng, 1.2 * m / 500 + 0.6)[..., None]
     rr = np.sqrt((y - h / 2) ** 2 + (x - w / 2) ** 2) / (0.5 * np.hypot(h, w))
     img *= (1 - (0.8 if hard else 0.45) * np.clip(rr - (0.55 if hard else 0.75), 0, 1) / 0.3)[..., None]
