@@ -48,8 +48,7 @@ class LoadImage2D(Transform):
         img = self.reader.read(files, page=page)
         arr, meta = self.reader.get_data(img)
         meta[ImageMetaKey.FILENAME_OR_OBJ] = str(files[0])
-        out = MetaTensor(torch.as_tensor(np.ascontiguousarray(arr).astype(self.dtype)), affine=meta["affine"],
-                         meta=meta)
+        out = MetaTensor(torch.as_tensor(np.ascontiguousarray(arr).astype(self.dtype)), meta=meta)  # affine: meta's
         return self.channel_first(out)
 
 

@@ -132,9 +132,15 @@ def _read_dicom(path: str) -> Image2D:
             notes.append("MONOCHROME1 inverted to MONOCHROME2")
     elif photometric != "RGB":
         raise ValueError(f"{path}: DICOM photometric interpretation {photometric} is not supported (grey or RGB)")
-    spacing_tag = getattr(ds, "PixelSpacing", None) or getattr(ds, "ImagerPixelSpacing", None)
-    spacing = (float(spacing_tag[0]), float(spacing_tag[1])) if spacing_tag is not None else (1.0, 1.0)
-    return Image2D(np.asarray(arr), spacing, spacing_tag is not None, path, None, notes)
+    spacing, known = (1.0, 1.0), False
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):  # a radiograph often has only the detector's spacing
+        value = getattr(ds, tag, None)
+        if value is not None and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+            spacing, known = (float(value[0]), float(value[1])), True
+            break
+        if value is not None:
+            notes.append(f"{tag} {list(value)} is not a spacing; 1 mm assumed")
+    return Image2D(np.asarray(arr), spacing, known, path, None, notes)
 
 
 def read_image_2d(path: str | os.PathLike, page: int | None = None) -> Image2D:
@@ -155,9 +161,9 @@ def read_image_2d(path: str | os.PathLike, page: int | None = None) -> Image2D:
     if _is_dicom(path):
         try:
             return _read_dicom(path)
-        except ValueError:
-            raise
         except Exception as e:  # pydicom raises many types on truncated files
+            if isinstance(e, ValueError) and str(e).startswith(path):
+                raise
             raise ValueError(f"{path}: unreadable or truncated DICOM file ({type(e).__name__}: {e})") from e
     from PIL import Image, UnidentifiedImageError
 
