@@ -13,6 +13,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from monai.bundle import ConfigParser
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from edge_networks.data import build_datalist
 
@@ -152,3 +154,31 @@ def to_decathlon(brats_root: Path, out: Path) -> Path:
             "training": training, "test": []}
     (out / "dataset.json").write_text(json.dumps(spec))
     return out
+
+
+def asymmetric(h: int = 30, w: int = 50) -> np.ndarray:
+    """Grey image, rows first, with no symmetry: an L-shape near the top-left and a bar on the right."""
+    a = np.full((h, w), 20, np.uint8)
+    a[3:9, 4:40] = 220  # a long horizontal bar near the top
+    a[9:26, 4:10] = 220  # going down on the left
+    a[15:18, 44:48] = 220  # a small blob on the right
+    return a
+
+
+def write_dicom(path: Path, rows_first: np.ndarray, photometric: str = "MONOCHROME2", spacing=(0.5, 0.25),
+                tag: str = "PixelSpacing") -> Path:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName = "CR", "Synthetic^Test"
+    ds.Rows, ds.Columns = rows_first.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    setattr(ds, tag, [f"{spacing[0]}", f"{spacing[1]}"])
+    ds.PixelData = rows_first.astype(np.uint16).tobytes()
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(str(path), write_like_original=False)
+    return path

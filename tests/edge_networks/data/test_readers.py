@@ -13,40 +13,11 @@ import pydicom
 import pytest
 from monai.transforms import LoadImage, SaveImaged
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from edge_networks.data import verify_datalist
 from edge_networks.data.readers import Image2DReader, read_image_2d
+from tests.helpers import asymmetric, write_dicom
 from transforms import LoadImage2D, LoadImage2Dd
-
-
-def asymmetric(h: int = 30, w: int = 50) -> np.ndarray:
-    """Grey image, rows first, with no symmetry: an L-shape near the top-left and a bar on the right."""
-    a = np.full((h, w), 20, np.uint8)
-    a[3:9, 4:40] = 220  # a long horizontal bar near the top
-    a[9:26, 4:10] = 220  # going down on the left
-    a[15:18, 44:48] = 220  # a small blob on the right
-    return a
-
-
-def write_dicom(path: Path, rows_first: np.ndarray, photometric: str = "MONOCHROME2", spacing=(0.5, 0.25),
-                tag: str = "PixelSpacing") -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientName = "CR", "Synthetic^Test"
-    ds.Rows, ds.Columns = rows_first.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    setattr(ds, tag, [f"{spacing[0]}", f"{spacing[1]}"])
-    ds.PixelData = rows_first.astype(np.uint16).tobytes()
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.save_as(str(path), write_like_original=False)
-    return path
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "tif", "bmp", "gif", "dcm"])
