@@ -199,7 +199,8 @@ def _cells(membranes: np.ndarray) -> np.ndarray:
 def v_rand(pred_membranes, ref_membranes) -> float:
     """ISBI 2012's foreground-restricted Rand score ``V_rand`` (higher is better): cells are the 4-connected
     components of the non-membrane pixels of each mask, scored by scikit-image's ``adapted_rand_error``
-    (``V_rand = 1 - error``, the F-score of Rand split and merge), reference membrane pixels ignored."""
+    (``V_rand = 1 - error``, the F-score of Rand split and merge over pixel pairs): pixels on reference membranes
+    are not scored; the prediction's membrane pixels count as one segment of their own."""
     from skimage.metrics import adapted_rand_error
 
     seg, gt = _cells(_bool(pred_membranes)), _cells(_bool(ref_membranes))
