@@ -146,12 +146,12 @@ def _vessel_tree(h, w, disc, scale, rng) -> list[tuple[np.ndarray, np.ndarray]]:
     while stack:
         start, ang, radius, depth = stack.pop()
         length = rng.uniform(0.25, 0.45) * min(h, w) * (0.8**depth)
-        pts = _walk(start, ang, length, 1.0, 0.035, rng)
+        pts = _walk(start, ang, length, 0.5, 0.018, rng)
         rad = np.linspace(radius, radius * 0.8, len(pts)).astype(np.float32)
         paths.append((pts, rad))
         if radius * 0.7 < 0.5 or depth > 6:
             continue
-        for frac in rng.uniform(0.3, 0.95, size=2 if depth < 3 else 1):
+        for frac in rng.uniform(0.2, 0.95, size=3 if depth < 2 else 2 if depth < 4 else 1):
             i = int(frac * (len(pts) - 1))
             seg = pts[min(i + 1, len(pts) - 1)] - pts[max(i - 1, 0)]
             heading = np.arctan2(seg[0], seg[1])
