@@ -40,6 +40,7 @@ bundles: env
 bench: env
 	$(BIN)/python benchmarks/edge_transform.py
 	$(BIN)/python benchmarks/synthetic_data.py --full
+	$(BIN)/python benchmarks/synthetic_2d.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

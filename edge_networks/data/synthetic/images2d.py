@@ -293,7 +293,8 @@ def dermoscopy(h: int, w: int, rng: np.random.Generator, hard: bool = False) -> 
     pig = np.array([0.55, 0.75, 0.85], np.float32)  # brown: red survives most
     network = np.clip(np.sin(x / rng.uniform(3, 6)) * np.sin(y / rng.uniform(3, 6)), 0, 1) ** 2
     var = smooth2d(h, w, m / 10, rng)
-    regress = ndimage.gaussian_filter((var > (0.5 if hard else 1.2)).astype(np.float32), 2.0)  # pale (regression) areas inside the lesion
+    # pale (regression) areas inside the lesion
+    regress = ndimage.gaussian_filter((var > (0.5 if hard else 1.2)).astype(np.float32), 2.0)
     depth = dark * (1 + 0.35 * var + 0.4 * network) * (1 - 0.75 * regress)
     img *= 1 - np.clip(inside * depth, 0, 0.9)[..., None] * pig
     if hard:  # freckles and dark skin patches outside the lesion
