@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .image2d import count_pages, read_image_2d
 from .layouts import Layout
-from .readers import count_pages, read_image_2d
 
 __all__ = ["check_case_2d"]
 
