@@ -66,37 +66,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.task in KIND_LAYOUTS:
         written = write_2d_dataset(args.task, args.layout, args.out, args.cases, args.seed, args.difficulty,
                                    args.size, args.variant)
-        if not args.no_check:
-            try:
-                verify_datalist(build_datalist(args.layout, args.out), args.layout, require_label=False)
-            except DatasetIntegrityError as e:
-                print(e, file=sys.stderr)
-                return 1
-        checked = "" if args.no_check else " (integrity check passed)"
-        print(f"wrote {len(written)} {args.task} image file(s) in the {args.layout} layout to {args.out}{checked}")
-        return 0
-    common = dict(cases=args.cases, shape=args.shape, seed=args.seed, first_index=args.first_index,
-                  progress=not args.quiet)
-    if args.task == "brats":
-        written = write_brats_dataset(args.out, background=args.background, background_mask=args.background_mask,
-                                      **common)
-        layout = "brats2021"
+        layout, what = args.layout, f"{args.task} image file(s) in the {args.layout} layout"
+        items = build_datalist(layout, args.out)  # the whole release: its stacks and lists hold every image
     else:
-        written = write_kits_dataset(args.out, background=args.background, background_labels=args.background_labels,
-                                     kidney_labels=args.kidney_labels, **common)
-        layout = "kits19"
-    if not args.no_check:
+        common = dict(cases=args.cases, shape=args.shape, seed=args.seed, first_index=args.first_index,
+                      progress=not args.quiet)
+        if args.task == "brats":
+            written = write_brats_dataset(args.out, background=args.background,
+                                          background_mask=args.background_mask, **common)
+            layout = "brats2021"
+        else:
+            written = write_kits_dataset(args.out, background=args.background,
+                                         background_labels=args.background_labels, kidney_labels=args.kidney_labels,
+                                         **common)
+            layout = "kits19"
+        what = f"{layout} case(s)"
         names = {p.name for p in written}
         items = [it for it in build_datalist(layout, args.out) if it["case_id"] in names]
+    if not args.no_check:
         try:
-            verify_datalist(items, layout)
+            verify_datalist(items, layout, require_label=args.task in ("brats", "kits"))
         except DatasetIntegrityError as e:
             print(e, file=sys.stderr)
             return 1
     checked = "" if args.no_check else " (integrity check passed)"
-    print(f"wrote {len(written)} {layout} case(s) to {args.out}{checked}")
+    print(f"wrote {len(written)} {what} to {args.out}{checked}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
