@@ -86,11 +86,8 @@ def check_case_2d(item: dict, lay: Layout, require_label: bool = True) -> list[s
             problems.append(f"{image}: {int((~np.isfinite(img)).sum())} NaN/inf pixel(s)")
         elif not img.any():
             problems.append(f"{image}: empty image (every pixel is 0)")
-    extra = [(f, True) for f in label_files]
-    for key in ("mask", "cup", "second_observer"):
-        if item.get(key) is not None:
-            extra.append((item[key], True))
-    for f, is_mask in extra:
+    masks = label_files + [item[k] for k in ("mask", "cup", "second_observer") if item.get(k) is not None]
+    for f in masks:  # labels, DRIVE's FOV and second observer, RIM-ONE's cup: same size, the release's values
         arr = _load(str(f), page, problems)
         if arr is None:
             continue
@@ -98,6 +95,5 @@ def check_case_2d(item: dict, lay: Layout, require_label: bool = True) -> list[s
             h, w = img.shape[:2]
             problems.append(f"{f}: size {arr.shape[1]}x{arr.shape[0]} (WxH) differs from its image {image} {w}x{h}")
             continue
-        if is_mask:
-            problems.extend(_mask_values(str(f), arr, lay))
+        problems.extend(_mask_values(str(f), arr, lay))
     return problems
