@@ -177,3 +177,28 @@ def test_binary_metrics_reports_fov_and_whole_image():
     assert {"accuracy", "accuracy_whole", "auc", "auc_whole", "hd95_mm", "boundary_f@2"} <= set(out)
     assert out["hd95_mm"] == pytest.approx(out["hd95"] * 0.5, rel=1e-5)
     assert out["accuracy_whole"] == pytest.approx(accuracy_score(ref.ravel(), pred.ravel()))
+
+
+def test_per_image_metric_in_a_bundle_config_and_ignite_engine():
+    """Built from a config by MONAI's ConfigParser and attached to an ignite engine by MONAI's IgniteMetricHandler,
+    as a bundle's evaluator would: the engine's metric equals the mean of the per-image function."""
+    from ignite.engine import Engine
+    from monai.bundle import ConfigParser
+
+    pairs = [_random_pair(s) for s in (8, 9, 10)]
+    parser = ConfigParser({"imports": ["$import monai"], "handler": {
+        "_target_": "IgniteMetricHandler",
+        "metric_fn": {"_target_": "edge_networks.metrics.PerImageMetric", "name": "boundary_f", "tolerance": 2},
+        "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}})
+    handler = parser.get_parsed_content("handler")
+
+    def step(engine, i):
+        pred, ref, _ = pairs[i]
+        return [{"pred": torch.tensor(pred[None], dtype=torch.float32),
+                 "label": torch.tensor(ref[None], dtype=torch.float32)}]
+
+    engine = Engine(step)
+    handler.attach(engine, name="bf2")
+    engine.run(range(len(pairs)), max_epochs=1)
+    expected = np.mean([M.boundary_f_score(p, r, tolerance=2) for p, r, _ in pairs])
+    assert engine.state.metrics["bf2"] == pytest.approx(expected)
