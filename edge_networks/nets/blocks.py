@@ -22,9 +22,17 @@ def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class EdgeGatedLayer(nn.Module):
     """Gate edge-stream features with main-stream features (EG-CNN's edge-gated layer; Gated-SCNN's gate).
 
-    ``gate="egcnn"`` follows the reconstruction of EG-CNN's lost equations (IMPLEMENTATION_NOTES.md, an assumption):
-    ``alpha = sigmoid(relu(C_e(e) + C_m(m)))``, ``out = e * alpha + e``, with ``C_e``, ``C_m`` 1x1 convolutions and
-    additive fusion. ``gate="gscnn"`` is Gated-SCNN's / the boundary-aware paper's attention:
+    ``gate="egcnn"``: EG-CNN's section 2.2 (its equations were lost; this is our reading, an assumption) -- each
+    input through a convolution, fused by addition, through a ReLU, the result an attention map that multiplies
+    ``e``, then "a residual layer with kernel w". Gated-SCNN, which EG-CNN builds on, releases exactly that::
+
+        alpha = sigmoid(C_psi(relu(C_e(e) + C_m(m))))      out = w^T (e * alpha + e)
+
+    with ``C_e``, ``C_m`` 1x1 convolutions to ``edge_channels`` (additive fusion equals Gated-SCNN's 1x1
+    convolution of the concatenation), ``C_psi`` a 1x1 convolution to ``gate_channels`` and ``w`` a learned 1x1
+    convolution (initialised to the identity). Unlike a sigmoid of a ReLU (never below 0.5), ``alpha`` spans
+    (0, 1): the gate can close (``out -> w^T e``: the residual keeps the edge stream alive) and open
+    (``out -> 2 w^T e``). ``gate="gscnn"`` is the boundary-aware paper's attention:
     ``alpha = sigmoid(C(e || m))``, ``out = e * alpha``.
 
     Args:
@@ -49,21 +57,30 @@ class EdgeGatedLayer(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         self.residual = gate == "egcnn"
         if self.residual:
-            self.conv_e = conv(edge_channels, gate_channels, kernel_size=1)
-            self.conv_m = conv(main_channels, gate_channels, kernel_size=1)
+            self.conv_e = conv(edge_channels, edge_channels, kernel_size=1)
+            self.conv_m = conv(main_channels, edge_channels, kernel_size=1)
+            self.conv_psi = conv(edge_channels, gate_channels, kernel_size=1)
+            self.w = conv(edge_channels, edge_channels, kernel_size=1)
+            with torch.no_grad():  # w starts as the identity: out = e * alpha + e
+                self.w.weight.zero_()
+                self.w.bias.zero_()
+                for c in range(edge_channels):
+                    self.w.weight[(c, c) + (0,) * spatial_dims] = 1.0
         else:
             self.conv_e = conv(edge_channels + main_channels, gate_channels, kernel_size=1)
             self.conv_m = nn.Identity()
+            self.conv_psi = nn.Identity()
+            self.w = nn.Identity()
 
     def attention(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """The gate ``alpha`` in [0, 1], ``(B, gate_channels, *S)``."""
+        """The gate ``alpha`` in (0, 1), ``(B, gate_channels, *S)``."""
         if self.residual:
-            return torch.sigmoid(torch.relu(self.conv_e(e) + self.conv_m(m)))
+            return torch.sigmoid(self.conv_psi(torch.relu(self.conv_e(e) + self.conv_m(m))))
         return torch.sigmoid(self.conv_e(torch.cat([e, m], dim=1)))
 
     def forward(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         alpha = self.attention(e, m)
-        return e * alpha + e if self.residual else e * alpha
+        return self.w(e * alpha + e) if self.residual else e * alpha
 
 
 def replace_batchnorm_with_groupnorm(module: nn.Module, spatial_dims: int, num_groups: int = 8) -> nn.Module:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from edge_networks.nets.blocks import EdgeGatedLayer, replace_batchnorm_with_groupnorm
 from edge_networks.nets.egcnn import EGCNN
@@ -60,15 +61,44 @@ def test_gradients_reach_edge_stream_gates_and_backbone():
 
 
 def test_edge_gated_layer_formulas():
+    """Gated-SCNN's gate, computed here with functional convolutions from the layer's weights."""
+    torch.manual_seed(0)
     layer = EdgeGatedLayer(2, 4, 6, gate="egcnn")
+    with torch.no_grad():
+        layer.w.weight.normal_()  # not the identity, so that w is really applied
     e, m = torch.randn(1, 4, 5, 5), torch.randn(1, 6, 5, 5)
-    alpha = torch.sigmoid(torch.relu(layer.conv_e(e) + layer.conv_m(m)))
-    torch.testing.assert_close(layer(e, m), e * alpha + e)
-    assert alpha.min() >= 0.5  # sigmoid of a ReLU
+
+    def c(mod, x):
+        return F.conv2d(x, mod.weight, mod.bias)
+
+    alpha = torch.sigmoid(c(layer.conv_psi, torch.relu(c(layer.conv_e, e) + c(layer.conv_m, m))))
+    torch.testing.assert_close(layer(e, m), c(layer.w, e * alpha + e))
     gs = EdgeGatedLayer(2, 4, 6, gate="gscnn")
-    torch.testing.assert_close(gs(e, m), e * torch.sigmoid(gs.conv_e(torch.cat([e, m], 1))))
+    torch.testing.assert_close(gs(e, m), e * torch.sigmoid(c(gs.conv_e, torch.cat([e, m], 1))))
     with pytest.raises(ValueError, match="gate"):
         EdgeGatedLayer(2, 4, 6, gate="other")
+
+
+def test_edge_gated_layer_learns_to_close_and_to_open():
+    """A toy problem: the edge features must pass where the main stream's first channel is positive (``out = 2e``)
+    and be suppressed elsewhere (``out = e``, the residual alone). After a few optimiser steps the gate is open
+    (alpha > 0.9) on the first region and closed (alpha < 0.1) on the second: the old gate, a sigmoid of a ReLU,
+    could never go below 0.5."""
+    torch.manual_seed(0)
+    layer = EdgeGatedLayer(2, 4, 3, gate="egcnn")
+    e, m = torch.randn(8, 4, 6, 6), torch.randn(8, 3, 6, 6)
+    open_ = (m[:, :1] > 0).float()
+    target = e * (1 + open_)
+    opt = torch.optim.Adam([p for n, p in layer.named_parameters() if not n.startswith("w.")], lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(layer(e, m), target).backward()
+        opt.step()
+    with torch.no_grad():
+        alpha = layer.attention(e, m)
+    assert alpha[open_.bool()].min() > 0.9 or alpha[open_.bool()].mean() > 0.95
+    assert alpha[~open_.bool()].mean() < 0.1
+    assert (alpha < 0.1).float().mean() > 0.4, "closed on most of the suppressed half"
 
 
 def test_vnet_uses_groupnorm():
