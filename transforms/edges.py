@@ -137,7 +137,10 @@ def sobel_gradient_magnitude(
         else:
             g = component(smoothed_last, d, axes[:-1])
         squared = g * g if squared is None else squared + g * g
-    mag = torch.sqrt(squared + 1e-12) if x.requires_grad else torch.sqrt(squared)
+    # sqrt with a finite gradient at 0 and no offset: the magnitude is exactly 0 on flat regions, with or without
+    # autograd (an epsilon inside the sqrt made every voxel count as boundary under autograd)
+    nonzero = squared > 0
+    mag = torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, torch.ones_like(squared))), 0.0)
     if normalize:
         mag = mag / float(4 ** (spatial_dims - 1))
     return mag

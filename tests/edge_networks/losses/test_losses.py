@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from monai.losses import DiceLoss
 
 from edge_networks.losses import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
 from edge_networks.nets.egcnn import EGCNN
@@ -89,3 +90,51 @@ def test_egcnn_loss_regions_and_classes():
     assert kits(pred[:, :3].detach(), labels).item() == pytest.approx(kits.last["dice"])
     with pytest.raises(ValueError, match="edge channels"):
         EGCNNLoss(out_channels=3)(torch.randn(1, 5, 8, 8, 8), regions[:1, :, :8, :8, :8])
+
+
+def test_edge_free_crops_penalise_false_edges():
+    """A target without any edge voxel: both edge-loss terms still penalise predicted edges, with a gradient
+    (the balanced BCE's beta was 1 there, giving exactly 0; the Dice term sat at ~1 with a vanishing gradient)."""
+    empty = torch.zeros(1, 1, 8, 8)
+    logits = torch.full((1, 1, 8, 8), -6.0)  # confident background ...
+    logits[0, 0, 2:6, 3] = 4.0  # ... and four false edges
+    logits.requires_grad_(True)
+    bce = BalancedBCEWithLogitsLoss()(logits, empty)
+    p = torch.sigmoid(logits.detach())
+    assert bce.item() == pytest.approx((0.01 * -torch.log1p(-p)).mean().item(), rel=1e-5)  # floor 0.01 by hand
+    bce.backward()
+    assert logits.grad[0, 0, 2:6, 3].min() > 1e-4, "pushes the false edges down"
+    logits.grad = None
+    dice_only = EdgeLoss(dice_weight=1.0, bce_weight=0.0)
+    loss = dice_only(logits, empty)
+    loss.backward()
+    ours = logits.grad[0, 0, 2:6, 3].min()
+    logits.grad = None
+    DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)(logits, empty).backward()  # the previous smoothing
+    assert ours > 1e-5 and ours > 1000 * logits.grad[0, 0, 2:6, 3].max()
+    cleaner = logits.detach().clone()
+    cleaner[0, 0, 2:6, 3] = -6.0
+    assert dice_only(cleaner, empty) < 0.5 * loss.item(), "fewer false edges, lower loss"
+
+
+def test_consistency_mask_is_the_predicted_boundary_with_or_without_grad():
+    """A flat prediction has no boundary: only the ground-truth half of the loss counts, and the value is the same
+    under autograd (an epsilon in the Sobel magnitude used to make every voxel 'boundary' there)."""
+    target = _square()
+    flat = torch.full_like(target, 5.0)  # everything foreground: no predicted boundary
+    loss = DualTaskConsistencyLoss(sigmoid=True, noise=False)
+    with torch.no_grad():
+        plain = loss(flat, target).item()
+    with_grad = loss(flat.clone().requires_grad_(True), target).item()
+    assert with_grad == pytest.approx(plain, rel=1e-6, abs=1e-9)
+    from transforms.edges import sobel_gradient_magnitude
+
+    gt_mag = sobel_gradient_magnitude(target, 2, normalize=True)
+    mag = sobel_gradient_magnitude(torch.sigmoid(flat / 0.5), 2, normalize=True)
+    expected = 0.5 * ((mag - gt_mag).abs()[gt_mag > 1e-8]).mean().item()
+    assert plain == pytest.approx(expected, rel=1e-5)
+    x = torch.ones(1, 1, 6, 6, requires_grad=True)
+    m = sobel_gradient_magnitude(x, 2)
+    assert (m == 0).all()
+    m.sum().backward()
+    assert torch.isfinite(x.grad).all()
