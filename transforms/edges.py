@@ -14,13 +14,14 @@ For every class mask ``m`` (a boolean image of one class or region), the edge se
 ``thickness=k`` widens the band to ``k`` voxels on each selected side (structuring element ``(2k+1)^d``).
 
 Relation to the Sobel filter (as in EG-CNN): the support of the Sobel gradient magnitude of a binary mask,
-``|sobel(m)| > 0``, is contained in the ``"both"`` band, and equals it except where opposite neighbours
-cancel the central difference: a one-voxel line ``0 1 0`` has zero Sobel response on the line itself, and
-two-voxel structures lose voxels in the same way. The transform returns the Sobel support with those
-cancellations restored, which is exactly the morphological gradient above; for binary masks it computes it
-with separable max/min filters (exact, and much faster than convolving). :func:`sobel_gradient_magnitude`
-gives the real Sobel magnitude for soft inputs (probabilities), e.g. for the consistency loss, and
-``LabelToEdge(soft=True)`` returns it (normalised to [0, 1]) instead of the binary edge.
+``|sobel(m)| > 0``, is contained in the ``"both"`` band, and equals it except where opposite neighbours cancel
+the central difference: on a one-voxel line ``0 1 0`` and in a one-voxel gap ``1 0 1`` the response is zero
+(structures two or more voxels wide lose nothing). ``mode="both"`` is therefore the Sobel support with those
+cancellations restored (the morphological gradient); the default ``"inner"`` is its inner half, one voxel
+thick and inside the object, which is not the Sobel support. Binary masks are computed with separable max/min
+filters (exact, and much faster than convolving). :func:`sobel_gradient_magnitude` gives the real Sobel
+magnitude for soft inputs (probabilities), e.g. for the consistency loss, and ``LabelToEdge(soft=True)`` returns
+it (normalised to [0, 1]) instead of the binary edge.
 
 Borders: by default the image border is not a boundary (replicate padding): an object cut by the border of a
 crop gets no edge along the cut. ``border_as_edge=True`` treats everything outside the image as background.
@@ -152,8 +153,9 @@ def masks_from_labels(
     """Boolean class masks ``(N, K, *spatial)`` from a batch of label maps or multi-channel masks.
 
     Args:
-        label: ``(N, C, *spatial)``. ``C == 1``: an integer label map; ``C > 1``: one-hot or region channels
-            (float values are thresholded at 0.5, integers/bools at non-zero).
+        label: ``(N, C, *spatial)``. ``C == 1``: a label map; ``C > 1``: one-hot or region channels. Without
+            ``labels``, float values are thresholded at 0.5 (soft labels, in one channel or several) and
+            integers/bools at non-zero.
         labels: for a label map, the label value of each output class, e.g. ``[1, 2]`` for KiTS. ``None``:
             one foreground class, every non-zero voxel. Not allowed with multi-channel input.
         include_background: for multi-channel input, ``False`` drops channel 0 (the background of a one-hot
@@ -162,7 +164,7 @@ def masks_from_labels(
     if label.shape[1] == 1:
         lab = label[:, 0]
         if labels is None:
-            return (lab != 0).unsqueeze(1)
+            return (lab > 0.5 if torch.is_floating_point(lab) else lab != 0).unsqueeze(1)
         if len(labels) == 0:
             raise ValueError("labels must name at least one class value")
         return torch.stack([lab == v for v in labels], dim=1)
@@ -244,7 +246,10 @@ class LabelToEdge(Transform):
         border_as_edge: the outside of the image counts as background.
         soft: return the Sobel gradient magnitude of the class masks, normalised to [0, 1], instead of the
             binary edge (``mode``/``thickness`` are then unused).
-        spatial_dims: when given and the input has ``spatial_dims + 2`` dimensions, it is a batch.
+        spatial_dims: when given, an input of ``spatial_dims + 2`` dimensions is a batch and one of
+            ``spatial_dims + 1`` a single image; any other rank raises. A 3D volume ``(1, H, W, D)`` given with
+            ``spatial_dims=2`` has the rank of a 2D batch: a ``MetaTensor`` whose affine says 3D raises; a plain
+            array is taken as the batch it looks like.
         dtype: output dtype (``torch.float32`` by default, so the output feeds a loss directly).
 
     Example::
@@ -288,6 +293,13 @@ class LabelToEdge(Transform):
             ``(K, *spatial)`` or ``(B, K, *spatial)`` edges, same container type, device and metadata as ``img``.
         """
         batched = self.spatial_dims is not None and img.ndim == self.spatial_dims + 2
+        if self.spatial_dims is not None and img.ndim not in (self.spatial_dims + 1, self.spatial_dims + 2):
+            raise ValueError(f"spatial_dims={self.spatial_dims}: expected (C, *spatial) or (B, C, *spatial) with "
+                             f"{self.spatial_dims} spatial dims, got shape {tuple(img.shape)}")
+        affine = getattr(img, "affine", None)
+        if batched and affine is not None and affine.ndim == 2 and affine.shape[-1] - 1 != self.spatial_dims:
+            raise ValueError(f"spatial_dims={self.spatial_dims} but the input {tuple(img.shape)} is a "
+                             f"{affine.shape[-1] - 1}D image (its affine), not a batch of {self.spatial_dims}D images")
         spatial_dims = img.ndim - 2 if batched else img.ndim - 1
         if spatial_dims < 1:
             raise ValueError(f"expected a channel-first image (C, *spatial), got shape {tuple(img.shape)}")

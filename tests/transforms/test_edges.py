@@ -9,7 +9,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 from scipy import ndimage
 
-from transforms import LabelToEdge, LabelToEdged, label_to_edge, sobel_gradient_magnitude
+from transforms import LabelToEdge, LabelToEdged, label_to_edge, masks_from_labels, sobel_gradient_magnitude
 
 
 def random_blobs(shape, seed, n_classes=1, thresh=0.6):
@@ -193,3 +193,31 @@ def test_cuda_matches_cpu():
     cpu = label_to_edge(lab, 3, mode="both")
     gpu = label_to_edge(lab.cuda(), 3, mode="both")
     assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
+
+
+def test_sobel_cancels_only_one_voxel_lines_and_gaps():
+    """What the module docstring says: Sobel's support misses one-voxel lines and gaps, nothing two voxels wide;
+    ``mode="both"`` restores them."""
+    row = torch.tensor([0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1], dtype=torch.float32)
+    img = row.repeat(5, 1)[None, None]  # vertical stripes: 1 wide, 2 wide, 3 wide, a 1-voxel gap
+    support = (sobel_gradient_magnitude(img, 2) > 0)[0, 0, 2]
+    both = label_to_edge(img.bool(), 2, mode="both")[0, 0, 2]
+    missed = (both & ~support).nonzero().flatten().tolist()
+    assert missed == [2, 12], "only the one-voxel line (x=2) and the one-voxel gap (x=12) cancel"
+    assert not (support & ~both).any()
+
+
+def test_soft_single_channel_label_thresholded_at_half():
+    soft = torch.tensor([[[0.2, 0.4, 0.6, 0.9]]])
+    assert masks_from_labels(soft[None], None).tolist() == [[[[False, False, True, True]]]]
+    two = torch.cat([soft, soft])[None]
+    assert masks_from_labels(two, None)[0, 0].tolist() == masks_from_labels(soft[None], None)[0, 0].tolist()
+
+
+def test_spatial_dims_mismatch_raises():
+    volume = MetaTensor(torch.zeros(1, 6, 6, 6), affine=torch.eye(4))
+    with pytest.raises(ValueError, match="is a 3D image"):
+        LabelToEdge(spatial_dims=2)(volume)
+    with pytest.raises(ValueError, match="spatial_dims=3"):
+        LabelToEdge(spatial_dims=3)(torch.zeros(6, 6))
+    assert LabelToEdge(spatial_dims=3)(volume).shape == (1, 6, 6, 6)  # one image of spatial_dims + 1 dims
