@@ -25,10 +25,24 @@ def test_autocast_inferer_bf16_close_to_float32_and_switchable():
         ref = SimpleInferer()(x, net)
         off = AutocastInferer(SimpleInferer(), enabled=False)(x, net)
         bf16 = AutocastInferer(SlidingWindowInferer((16, 16, 16), overlap=0.0), enabled=True)(x, net)
+        window = SlidingWindowInferer((16, 16, 16), overlap=0.0)
+        plain_window = window(x, net)
     assert torch.equal(off, ref)
     assert bf16.dtype == torch.float32  # stitched and returned in float32
-    assert not torch.equal(bf16, ref)  # autocast really ran
-    assert (bf16 - SlidingWindowInferer((16, 16, 16), overlap=0.0)(x, net)).abs().max() < 0.1 * ref.abs().max()
+    assert not torch.equal(bf16, plain_window)  # autocast really ran: the same windows differ from float32
+    assert (bf16 - plain_window).abs().max() < 0.1 * ref.abs().max()
+    seen = []
+
+    class Probe(torch.nn.Module):  # what the network sees: autocast on, and its convolutions computed in bf16
+        def forward(self, t):
+            seen.append((torch.is_autocast_enabled("cpu"), torch.nn.functional.conv3d(t, torch.ones(1, 4, 1, 1, 1))
+                         .dtype))
+            return t
+
+    with torch.no_grad():
+        AutocastInferer(SimpleInferer(), enabled=True)(x, Probe())
+        AutocastInferer(SimpleInferer(), enabled=False)(x, Probe())
+    assert seen == [(True, torch.bfloat16), (False, torch.float32)]
 
 
 def test_case_name_formatter():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from monai.losses import DiceLoss
 
 from edge_networks.losses import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
-from edge_networks.nets.egcnn import EGCNN
 
 
 def test_balanced_bce_by_hand():
@@ -66,28 +66,46 @@ def test_consistency_is_differentiable():
 
 
 def test_egcnn_loss_regions_and_classes():
+    """EGCNNLoss against its parts computed here independently: MONAI's Dice on the segmentation channels, the
+    edge loss on Sobel-support edges of each region (or class) from scipy morphology, the consistency term (no
+    noise: deterministic), summed with the weights; edge stream off: the Dice alone."""
+    from scipy import ndimage
+
     torch.manual_seed(0)
     regions = torch.zeros(2, 3, 16, 16, 16)
     regions[:, 1, 4:12, 4:12, 4:12] = 1
     regions[:, 0, 6:10, 6:10, 6:10] = 1
     regions[:, 2, 7:9, 7:9, 7:9] = 1
-    net = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 8}).train()
-    pred = net(torch.randn(2, 4, 16, 16, 16))
-    loss_fn = EGCNNLoss(out_channels=3, sigmoid=True)
-    loss = loss_fn(pred, regions)
-    assert set(loss_fn.last) == {"dice", "edge", "consistency"}
-    expected = loss_fn.last["dice"] + loss_fn.last["edge"] + loss_fn.last["consistency"]
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
-    loss.backward()
-    assert all(p.grad is not None for p in net.gates.parameters())
-    # softmax classes with a label-map target (KiTS)
+    pred = torch.randn(2, 6, 16, 16, 16)
+
+    def scipy_edges(masks):
+        st = np.ones((3, 3, 3), bool)
+        out = np.zeros(masks.shape, bool)
+        for b in range(masks.shape[0]):
+            for c in range(masks.shape[1]):
+                m = masks[b, c].numpy() > 0
+                out[b, c] = ndimage.binary_dilation(m, st) & ~ndimage.binary_erosion(m, st, border_value=1)
+        return torch.from_numpy(out).float()
+
+    loss_fn = EGCNNLoss(out_channels=3, sigmoid=True, edge_weight=0.7, consistency_weight=0.3)
+    loss_fn.consistency.noise = False
+    dice = DiceLoss(sigmoid=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)(pred[:, :3], regions)
+    edge = EdgeLoss()(pred[:, 3:], scipy_edges(regions))
+    cons = DualTaskConsistencyLoss(sigmoid=True, noise=False)(pred[:, :3], regions)
+    assert loss_fn(pred, regions).item() == pytest.approx((dice + 0.7 * edge + 0.3 * cons).item(), rel=1e-5)
+    # softmax classes with a label-map target (KiTS): edges of each class's one-hot mask, background included
     labels = torch.zeros(2, 1, 16, 16, 16, dtype=torch.long)
     labels[:, :, 4:12, 4:12, 4:12] = 1
     labels[:, :, 6:9, 6:9, 6:9] = 2
-    kits = EGCNNLoss(out_channels=3, sigmoid=False)
-    assert torch.isfinite(kits(pred.detach(), labels))
+    onehot = torch.nn.functional.one_hot(labels[:, 0], 3).permute(0, 4, 1, 2, 3).float()
+    kits = EGCNNLoss(out_channels=3, sigmoid=False, consistency_weight=0.0)
+    expected = DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)(
+        pred[:, :3], labels) + EdgeLoss()(pred[:, 3:], scipy_edges(onehot))
+    assert kits(pred, labels).item() == pytest.approx(expected.item(), rel=1e-5)
     # edge stream off: Dice alone
-    assert kits(pred[:, :3].detach(), labels).item() == pytest.approx(kits.last["dice"])
+    assert kits(pred[:, :3], labels).item() == pytest.approx(
+        DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)(
+            pred[:, :3], labels).item(), rel=1e-6)
     with pytest.raises(ValueError, match="edge channels"):
         EGCNNLoss(out_channels=3)(torch.randn(1, 5, 8, 8, 8), regions[:1, :, :8, :8, :8])
 

@@ -51,7 +51,7 @@ def test_loss_is_the_paper_weighting():
 
     edge_gt = label_to_edge(target, 2, mode="both").float()
     seg_dice = DiceLoss(sigmoid=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)(pred[:, :1], target)
-    edge_dice = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)(pred[:, 1:], edge_gt)
+    edge_dice = DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)(pred[:, 1:], edge_gt)  # see EdgeLoss
     bce = BalancedBCEWithLogitsLoss()(pred[:, 1:], edge_gt)
     assert total.item() == pytest.approx((seg_dice + 0.5 * edge_dice + 0.1 * bce).item(), rel=1e-5)
     assert "consistency" not in loss_fn.last
