@@ -2,7 +2,8 @@
 
     python benchmarks/synthetic_data.py [--out benchmarks/results] [--full]
 
-Writes ``synthetic_data.json`` (generation time per case, integrity results, label statistics) and PNG montages
+Writes ``synthetic_data.json`` (generation time per case, integrity results, label statistics, the best
+single-threshold Dice per BraTS region in easy and hard mode) and PNG montages
 (axial slices through the tumour of every modality, label overlay) under ``--out``. ``--full`` uses the default
 full-size grids (240x240x155, 96x512x512); otherwise half-size grids.
 """
@@ -19,8 +20,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from edge_networks.data import build_datalist, verify_datalist
-from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
+from edge_networks.data import BRATS_MODALITIES, build_datalist, verify_datalist
+from edge_networks.data.synthetic import make_brats_case, write_brats_dataset, write_kits_dataset
+from edge_networks.data.synthetic.images2d import threshold_baseline
 from edge_networks.visualize import overlay, save_montage, to_uint8
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -108,8 +110,25 @@ def main() -> None:
                 "montage": png.name,
             }
             print(f"{name}: {len(written)} cases, {seconds / len(written):.1f} s/case, {len(good)} passed -> {png}")
+    report["threshold_baseline"] = _threshold_baselines(brats_shape, args.cases)
     with open(out / "synthetic_data.json", "w") as f:
         json.dump(report, f, indent=2)
+
+
+def _threshold_baselines(shape, cases: int) -> dict:
+    """Best single-threshold Dice per BraTS region (one global threshold, polarity and modality for all cases;
+    cases without the region skipped), easy and hard (``--difficulty hard`` must keep TC and ET below 0.6)."""
+    out = {}
+    for difficulty in ("easy", "hard"):
+        made = [make_brats_case(shape, seed=[0, i], difficulty=difficulty) for i in range(cases)]
+        feats = [[c.images[m] for m in BRATS_MODALITIES] for c in made]
+        out[difficulty] = {}
+        for region, values in (("WT", (1, 2, 4)), ("TC", (1, 4)), ("ET", (4,))):
+            best = threshold_baseline(feats, [np.isin(c.seg, values).astype(np.uint8) for c in made])
+            out[difficulty][region] = round(best["dice"], 3)
+        print(f"BraTS {difficulty}: best single-threshold Dice {out[difficulty]}")
+    out["hard_tc_et_below_0.6"] = out["hard"]["TC"] < 0.6 and out["hard"]["ET"] < 0.6
+    return out
 
 
 if __name__ == "__main__":

@@ -39,16 +39,19 @@ def write_brats_dataset(
     background_mask: str | None = None,
     first_index: int = 0,
     progress: bool = True,
+    difficulty: str = "easy",
 ) -> list[Path]:
     """Write ``cases`` BraTS-2021-layout cases ``BraTS2021_XXXXX/BraTS2021_XXXXX_{flair,t1,t1ce,t2,seg}.nii.gz``.
 
     Case ``i`` is generated from the seed sequence ``(seed, i)``: the same arguments give the same files.
     ``background``: a skull-stripped T1 NIfTI used as anatomy for every case (tumours differ per case).
+    ``difficulty``: ``"hard"`` for overlapping sub-region intensities and thin protrusions (see
+    :func:`make_brats_case`).
     """
     bg = load_brain_background(background, background_mask) if background else None
     written = []
     for i in tqdm(range(first_index, first_index + cases), desc="synthetic BraTS", disable=not progress):
-        case = make_brats_case(shape, seed=[seed, i], background=bg)
+        case = make_brats_case(shape, seed=[seed, i], background=bg, difficulty=difficulty)
         case_id = f"BraTS2021_{i:05d}"
         vols = {f"{case_id}_{m}.nii.gz": case.images[m] for m in BRATS_MODALITIES}
         vols[f"{case_id}_seg.nii.gz"] = case.seg

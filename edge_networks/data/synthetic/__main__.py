@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--shape", type=int, nargs=3, default=list(BRATS_SHAPE), help="voxels (default 240 240 155)")
     b.add_argument("--background", help="skull-stripped T1 NIfTI to use as anatomy (e.g. ch2bet.nii.gz)")
     b.add_argument("--background-mask", help="brain mask for --background (default: background > 0)")
+    b.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
+                   help="hard: overlapping sub-region intensities, wide rims, thin protrusions")
     k = sub.add_parser("kits", help="KiTS19 layout: CT in HU (slice axis first) and labels 0/1/2")
     k.add_argument("--shape", type=int, nargs=3, default=list(KITS_SHAPE), help="Z Y X voxels (default 96 512 512)")
     k.add_argument("--background", help="real CT NIfTI to use as anatomy")
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       progress=not args.quiet)
         if args.task == "brats":
             written = write_brats_dataset(args.out, background=args.background,
-                                          background_mask=args.background_mask, **common)
+                                          background_mask=args.background_mask, difficulty=args.difficulty,
+                                          **common)
             layout = "brats2021"
         else:
             written = write_kits_dataset(args.out, background=args.background,

@@ -26,7 +26,14 @@ from scipy import ndimage
 from ..layouts import BRATS_MODALITIES
 from .fields import Grid, bias_field, ellipsoid, irregular_blob, rician_noise, smooth_field
 
-__all__ = ["BRATS_SHAPE", "TISSUE_CONTRAST", "BratsCase", "make_brats_case", "load_brain_background"]
+__all__ = [
+    "BRATS_SHAPE",
+    "TISSUE_CONTRAST",
+    "HARD_TUMOUR_CONTRAST",
+    "BratsCase",
+    "make_brats_case",
+    "load_brain_background",
+]
 
 BRATS_SHAPE = (240, 240, 155)
 BRATS_FOV_MM = (240.0, 240.0, 155.0)
@@ -38,6 +45,15 @@ TISSUE_CONTRAST: dict[str, dict[str, float]] = {
     "t1": {"csf": 0.22, "gm": 0.62, "wm": 1.00, "oedema": 0.55, "necrosis": 0.35, "enhancing": 0.62},
     "t1ce": {"csf": 0.20, "gm": 0.60, "wm": 0.95, "oedema": 0.55, "necrosis": 0.25, "enhancing": 1.45},
     "t2": {"csf": 1.30, "gm": 0.70, "wm": 0.45, "oedema": 1.05, "necrosis": 1.20, "enhancing": 0.72},
+}
+# --difficulty hard: tumour compartments pulled toward each other and toward normal tissue, so that no single
+# intensity threshold separates them (the enhancing rim barely brighter than white matter on T1ce, oedema close
+# to grey matter on FLAIR, necrosis close to oedema on T2)
+HARD_TUMOUR_CONTRAST: dict[str, dict[str, float]] = {
+    "flair": {"oedema": 0.74, "necrosis": 0.62, "enhancing": 0.70},
+    "t1": {"oedema": 0.68, "necrosis": 0.55, "enhancing": 0.70},
+    "t1ce": {"oedema": 0.70, "necrosis": 0.62, "enhancing": 1.05},
+    "t2": {"oedema": 0.82, "necrosis": 0.95, "enhancing": 0.80},
 }
 _SCALE = 700.0  # stored value of T1 white matter
 
@@ -143,8 +159,33 @@ def _background_tissues(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, d
     return mask, {"csf": csf_w * m, "gm": gm_w * m, "wm": wm_w * m}
 
 
-def _tumour(grid: Grid, brain: np.ndarray, wm: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Nested tumour compartments (bool): wt, tc, et, necrosis -- ET and necrosis partition TC."""
+def _protrusions(grid: Grid, centre, radius: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` thin finger-like tubes (1-2 mm radius) leaving ``centre`` outward over 1-2 ``radius`` (bool)."""
+    out = np.zeros(grid.shape, bool)
+    sp = np.asarray(grid.spacing)
+    for _ in range(n):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        length = radius * rng.uniform(1.0, 2.0)
+        steps = max(int(length / min(sp)), 2)
+        bend = np.cumsum(rng.normal(0, 0.04, (steps, 3)), axis=0)
+        dirs = direction + bend
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        pts = np.asarray(centre) + np.cumsum(dirs * min(sp), axis=0)
+        idx = np.round((pts - np.array([ax.ravel()[0] for ax in grid.axes])) / sp).astype(int)
+        ok = np.all((idx >= 0) & (idx < np.array(grid.shape)), axis=1)
+        line = np.zeros(grid.shape, bool)
+        line[tuple(idx[ok].T)] = True
+        r_vox = max(int(round(rng.uniform(1.0, 2.0) / min(sp))), 1)
+        out |= ndimage.binary_dilation(line, iterations=r_vox) if r_vox > 0 else line
+    return out
+
+
+def _tumour(
+    grid: Grid, brain: np.ndarray, wm: np.ndarray, rng: np.random.Generator, hard: bool = False
+) -> dict[str, np.ndarray]:
+    """Nested tumour compartments (bool): wt, tc, et, necrosis -- ET and necrosis partition TC. ``hard``: rougher
+    shapes, finger-like oedema and enhancing protrusions, a rim of varying thickness."""
     s = min(e / f for e, f in zip(grid.extent, BRATS_FOV_MM))
     candidates = np.argwhere(ndimage.binary_erosion(wm > 0.5, iterations=max(1, int(6 * s / max(grid.spacing)))))
     if len(candidates) == 0:
@@ -152,10 +193,16 @@ def _tumour(grid: Grid, brain: np.ndarray, wm: np.ndarray, rng: np.random.Genera
     centre_idx = candidates[rng.integers(len(candidates))]
     centre = [float(ax.ravel()[i]) for ax, i in zip(grid.axes, centre_idx)]
     wt_r = rng.uniform(16.0, 30.0) * s
-    wt = irregular_blob(grid, centre, wt_r * rng.uniform(0.8, 1.2, 3), rng, roughness=0.35) & brain
+    rough = 0.6 if hard else 0.35
+    wt = irregular_blob(grid, centre, wt_r * rng.uniform(0.8, 1.2, 3), rng, roughness=rough)
+    if hard:
+        wt |= _protrusions(grid, centre, wt_r, rng, int(rng.integers(3, 7)))
+    wt &= brain
     tc_r = wt_r * rng.uniform(0.4, 0.65)
     off = rng.normal(0, 0.15 * tc_r, 3)
-    tc = irregular_blob(grid, np.add(centre, off), tc_r * rng.uniform(0.85, 1.15, 3), rng, roughness=0.3)
+    tc = irregular_blob(grid, np.add(centre, off), tc_r * rng.uniform(0.85, 1.15, 3), rng, roughness=rough - 0.05)
+    if hard:
+        tc |= _protrusions(grid, np.add(centre, off), tc_r, rng, int(rng.integers(1, 4)))
     tc &= ndimage.binary_erosion(wt, iterations=max(1, int(round(2 * s / min(grid.spacing)))))
     if not tc.any():  # tiny grids: keep a core
         tc = wt & (ellipsoid(grid, centre, [tc_r] * 3) < 1.0)
@@ -174,6 +221,7 @@ def make_brats_case(
     shape: Sequence[int] = BRATS_SHAPE,
     seed: int | Sequence[int] = 0,
     background: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    difficulty: str = "easy",
 ) -> BratsCase:
     """Generate one case.
 
@@ -183,10 +231,16 @@ def make_brats_case(
         seed: the case is a deterministic function of ``(shape, seed, background)``.
         background: ``(t1, brain_mask, affine)`` of a real skull-stripped T1 (see :func:`load_brain_background`);
             it is cropped/padded to the BraTS grid at its own spacing and resampled when ``shape`` is smaller.
+        difficulty: ``"easy"`` or ``"hard"``: sub-region intensities that overlap each other and normal tissue
+            (:data:`HARD_TUMOUR_CONTRAST`), wide partial-volume rims, strong heterogeneity, bias field and noise,
+            irregular shapes with thin protrusions -- boundaries are where the work is.
 
     Returns:
         :class:`BratsCase` with images in :data:`~edge_networks.data.layouts.BRATS_MODALITIES` order.
     """
+    if difficulty not in ("easy", "hard"):
+        raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}")
+    hard = difficulty == "hard"
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in shape)
     if background is None:
@@ -209,9 +263,9 @@ def make_brats_case(
         grid = Grid(shape, spacing)
         brain, tissue = _background_tissues(t1, mask)
         real_t1 = t1
-    tum = _tumour(grid, brain, tissue["wm"], rng)
+    tum = _tumour(grid, brain, tissue["wm"], rng, hard)
     # soft compartment fractions (partial volume at the tumour borders)
-    sigma = [0.6 / sp for sp in spacing]
+    sigma = [(1.5 if hard else 0.6) / sp for sp in spacing]
     frac = {
         "oedema": ndimage.gaussian_filter((tum["wt"] & ~tum["tc"]).astype(np.float32), sigma),
         "necrosis": ndimage.gaussian_filter(tum["necrosis"].astype(np.float32), sigma),
@@ -221,7 +275,7 @@ def make_brats_case(
     images = {}
     brain_f = brain.astype(np.float32)
     for mod in BRATS_MODALITIES:
-        c = TISSUE_CONTRAST[mod]
+        c = {**TISSUE_CONTRAST[mod], **(HARD_TUMOUR_CONTRAST[mod] if hard else {})}
         if real_t1 is not None:
             # the real anatomy's contrast: map the T1 intensity through the tissue means of this contrast
             t1_norm = real_t1 / (np.percentile(real_t1[brain], 90) + 1e-6)
@@ -233,10 +287,11 @@ def make_brats_case(
             base = sum(c[t] * tissue[t] for t in ("csf", "gm", "wm"))
         base = base * (1.0 + 0.04 * smooth_field(grid, 6.0, rng))
         lesion = sum(c[t] * frac[t] for t in ("oedema", "necrosis", "enhancing"))
-        lesion = lesion * (1.0 + 0.08 * smooth_field(grid, 4.0, rng))
+        lesion = lesion * (1.0 + (0.22 if hard else 0.08) * smooth_field(grid, 4.0, rng))
         img = (1.0 - tumour_frac) * base + lesion
-        img = ndimage.gaussian_filter(img, [0.5 / sp for sp in spacing]) * bias_field(grid, rng)
-        img = rician_noise(img, 0.025, rng) * brain_f
+        img = ndimage.gaussian_filter(img, [0.5 / sp for sp in spacing])
+        img = img * bias_field(grid, rng, strength=0.3 if hard else 0.15)
+        img = rician_noise(img, 0.05 if hard else 0.025, rng) * brain_f
         images[mod] = np.clip(np.round(img * _SCALE), 0, 32767).astype(np.int16)
     seg = np.zeros(shape, np.uint8)
     seg[tum["wt"]] = 2

@@ -466,8 +466,11 @@ GENERATORS_2D: dict[str, Callable[..., Image2DCase]] = {
 }
 
 
-def _features(image: np.ndarray) -> list[np.ndarray]:
-    """Grey value and, for colour images, each channel: what a single threshold can be put on."""
+def _features(image) -> list[np.ndarray]:
+    """Grey value and, for colour images, each channel: what a single threshold can be put on. A list or tuple of
+    arrays (the modalities of a 3D case) is taken as the features themselves."""
+    if isinstance(image, list | tuple):
+        return [np.asarray(f, dtype=np.float32) for f in image]
     img = image.astype(np.float32)
     if img.ndim == 2:
         return [img]
@@ -476,13 +479,18 @@ def _features(image: np.ndarray) -> list[np.ndarray]:
 
 def threshold_baseline(images: list[np.ndarray], masks: list[np.ndarray], levels: int = 128) -> dict:
     """Best single-threshold Dice over a set of images: one global threshold (and polarity, and channel or grey
-    value) for every image, chosen to maximise the mean per-image Dice. Masks with several labels (OCT layers)
-    are scored per label, each with its own threshold, and averaged.
+    value; for 3D cases pass each image as a list of modality volumes) for every image, chosen to maximise the
+    mean per-image Dice. Images whose mask is empty are left out (nnU-Net's NaN). Masks with several labels (OCT
+    layers) are scored per label, each with its own threshold, and averaged.
 
     Returns:
         ``{"dice": best mean Dice, "feature": index (0 grey, 1-3 channels), "polarity": ">=" or "<=",
         "threshold": value}`` (per label for label maps: ``{"dice": mean, "per_label": {...}}``).
     """
+    keep = [i for i, m in enumerate(masks) if np.any(m)]  # an image without the target scores NaN: skipped
+    images, masks = [images[i] for i in keep], [masks[i] for i in keep]
+    if not masks:
+        return {"dice": float("nan")}
     labels = sorted(set(np.unique(np.concatenate([m.ravel() for m in masks])).tolist()) - {0})
     if len(labels) > 1:
         per = {int(lab): threshold_baseline(images, [(m == lab).astype(np.uint8) for m in masks], levels)
@@ -492,7 +500,10 @@ def threshold_baseline(images: list[np.ndarray], masks: list[np.ndarray], levels
     best = {"dice": -1.0}
     for f in range(len(feats[0])):
         pooled = np.concatenate([fe[f].ravel()[:: max(fe[f].size // 20000, 1)] for fe in feats])
-        edges = np.unique(np.quantile(pooled, np.linspace(0, 1, levels + 1)))
+        # candidate thresholds: quantiles (dense where most pixels are) and an even grid (dense where a small
+        # target's intensities are, e.g. a tumour in a volume that is mostly background)
+        edges = np.unique(np.concatenate([np.quantile(pooled, np.linspace(0, 1, levels + 1)),
+                                          np.linspace(pooled.min(), pooled.max(), 2 * levels + 1)]))
         for pol in (">=", "<="):
             dices = []
             for fe, m in zip(feats, masks):

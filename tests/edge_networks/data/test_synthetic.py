@@ -180,3 +180,28 @@ def test_kits_on_real_background(tmp_path):
     assert not np.array_equal(a, b)  # deformation and flips vary the anatomy
     with pytest.raises(ValueError, match="kidney label"):
         load_ct_background(str(ct), str(seg), kidney_labels=[250])
+
+
+def test_brats_hard_mode_defeats_a_threshold_and_keeps_the_labels_valid():
+    """--difficulty hard: TC and ET are not found by any single intensity threshold (best Dice < 0.6, the issue's
+    bar), where easy mode's ET is; labels stay nested and in the BraTS convention; easy mode is unchanged by it."""
+    from edge_networks.data.layouts import BRATS_MODALITIES
+    from edge_networks.data.synthetic.images2d import threshold_baseline
+
+    shape = (80, 80, 52)
+    scores = {}
+    for difficulty in ("easy", "hard"):
+        cases = [make_brats_case(shape, seed=[3, i], difficulty=difficulty) for i in range(3)]
+        feats = [[c.images[m] for m in BRATS_MODALITIES] for c in cases]
+        scores[difficulty] = {r: threshold_baseline(feats, [np.isin(c.seg, v).astype(np.uint8) for c in cases])["dice"]
+                              for r, v in (("TC", (1, 4)), ("ET", (4,)))}
+        for c in cases:
+            assert set(np.unique(c.seg).tolist()) <= {0, 1, 2, 4}
+            core = np.isin(c.seg, [1, 4])
+            assert (ndimage.binary_dilation(core) <= (c.seg > 0)).all()
+    assert scores["hard"]["TC"] < 0.6 and scores["hard"]["ET"] < 0.6, scores
+    assert scores["easy"]["ET"] > scores["hard"]["ET"] + 0.1, scores
+    again = make_brats_case(shape, seed=[3, 0])
+    assert np.array_equal(again.images["t1ce"], make_brats_case(shape, seed=[3, 0], difficulty="easy").images["t1ce"])
+    with pytest.raises(ValueError, match="difficulty"):
+        make_brats_case(shape, seed=0, difficulty="medium")
