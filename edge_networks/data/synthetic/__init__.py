@@ -69,6 +69,7 @@ def write_kits_dataset(
     kidney_labels: Sequence[int] = (2, 3),
     first_index: int = 0,
     progress: bool = True,
+    difficulty: str = "easy",
 ) -> list[Path]:
     """Write ``cases`` KiTS19-layout cases ``case_XXXXX/{imaging,segmentation}.nii.gz`` (see :func:`make_kits_case`).
 
@@ -79,7 +80,7 @@ def write_kits_dataset(
     bg = load_ct_background(background, background_labels, kidney_labels) if background else None
     written = []
     for i in tqdm(range(first_index, first_index + cases), desc="synthetic KiTS", disable=not progress):
-        case = make_kits_case(shape, seed=[seed, i], background=bg)
+        case = make_kits_case(shape, seed=[seed, i], background=bg, difficulty=difficulty)
         case_id = f"case_{i:05d}"
         vols = {"imaging.nii.gz": case.image, "segmentation.nii.gz": case.seg}
         written.append(write_case_folder(out, case_id, vols, case.affine))

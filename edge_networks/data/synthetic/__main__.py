@@ -40,14 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--shape", type=int, nargs=3, default=list(BRATS_SHAPE), help="voxels (default 240 240 155)")
     b.add_argument("--background", help="skull-stripped T1 NIfTI to use as anatomy (e.g. ch2bet.nii.gz)")
     b.add_argument("--background-mask", help="brain mask for --background (default: background > 0)")
-    b.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
-                   help="hard: overlapping sub-region intensities, wide rims, thin protrusions")
+
     k = sub.add_parser("kits", help="KiTS19 layout: CT in HU (slice axis first) and labels 0/1/2")
     k.add_argument("--shape", type=int, nargs=3, default=list(KITS_SHAPE), help="Z Y X voxels (default 96 512 512)")
     k.add_argument("--background", help="real CT NIfTI to use as anatomy")
     k.add_argument("--background-labels", help="organ label map of --background")
     k.add_argument("--kidney-labels", type=int, nargs="+", default=[2, 3], help="kidney values in the label map")
     for p in (b, k):
+        p.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
+                       help="hard: overlapping sub-region intensities, wide partial-volume rims, more noise")
         p.add_argument("--out", required=True, help="dataset folder to write into")
         p.add_argument("--cases", type=int, default=4)
         p.add_argument("--seed", type=int, default=0)
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             written = write_kits_dataset(args.out, background=args.background,
                                          background_labels=args.background_labels, kidney_labels=args.kidney_labels,
-                                         **common)
+                                         difficulty=args.difficulty, **common)
             layout = "kits19"
         what = f"{layout} case(s)"
         names = {p.name for p in written}

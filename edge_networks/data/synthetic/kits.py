@@ -64,8 +64,15 @@ def _tumours(grid: Grid, kidney: np.ndarray, rng: np.random.Generator, n: int) -
     return tumour
 
 
-def _tumour_hu(grid: Grid, tumour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    hu = rng.uniform(70, 130) + 20 * smooth_field(grid, 6.0, rng)
+def _tumour_hu(
+    grid: Grid, tumour: np.ndarray, rng: np.random.Generator, kidney_hu: float | None = None
+) -> np.ndarray:
+    """Tumour HU; ``kidney_hu`` (hard mode): centred on the kidney's own mean, heterogeneous, so parenchyma and
+    tumour overlap."""
+    if kidney_hu is not None:
+        hu = kidney_hu + rng.uniform(-15, 15) + 40 * smooth_field(grid, 4.0, rng)
+    else:
+        hu = rng.uniform(70, 130) + 20 * smooth_field(grid, 6.0, rng)
     if rng.random() < 0.5:  # necrotic centre
         dist = ndimage.distance_transform_edt(tumour, sampling=grid.spacing)
         hu = np.where(dist > 0.6 * dist.max(), 25.0 + 8 * smooth_field(grid, 4.0, rng), hu)
@@ -149,6 +156,7 @@ def make_kits_case(
     shape: Sequence[int] = KITS_SHAPE,
     seed: int | Sequence[int] = 0,
     background: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    difficulty: str = "easy",
 ) -> KitsCase:
     """Generate one case.
 
@@ -157,7 +165,12 @@ def make_kits_case(
         seed: the case is a deterministic function of ``(shape, seed, background)``.
         background: ``(HU, kidney_mask, affine)`` of a real CT (see :func:`load_ct_background`), in RAS (X, Y, Z)
             order; its grid and spacing are kept (``shape`` is ignored) and it is written slice-axis first.
+        difficulty: ``"hard"``: tumour HU centred on the kidney's own mean and heterogeneous, 2 mm partial-volume
+            rims, twice the noise -- the tumour boundary is ambiguous to intensity alone.
     """
+    if difficulty not in ("easy", "hard"):
+        raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}")
+    hard = difficulty == "hard"
     rng = np.random.default_rng(seed)
     if background is None:
         shape = tuple(int(v) for v in shape)
@@ -188,10 +201,11 @@ def make_kits_case(
     components = [i + 1 for i in np.argsort(sizes)[::-1][:2] if sizes[i] > 0]
     target = lab == components[rng.integers(len(components))] if components else kidney
     tumour = _tumours(grid, target, rng, n=1 if rng.random() < 0.8 else 2)
-    t_frac = ndimage.gaussian_filter(tumour.astype(np.float32), [0.7 / s for s in spacing])
-    hu = (1 - t_frac) * hu + t_frac * _tumour_hu(grid, tumour, rng)
+    t_frac = ndimage.gaussian_filter(tumour.astype(np.float32), [(2.0 if hard else 0.7) / s for s in spacing])
+    kidney_hu = float(hu[kidney & ~tumour].mean()) if hard and (kidney & ~tumour).any() else None
+    hu = (1 - t_frac) * hu + t_frac * _tumour_hu(grid, tumour, rng, kidney_hu)
     hu = ndimage.gaussian_filter(hu, [0.4 / s for s in spacing])
-    hu = hu + rng.normal(0.0, 12.0, hu.shape).astype(np.float32)
+    hu = hu + rng.normal(0.0, 25.0 if hard else 12.0, hu.shape).astype(np.float32)
     image = np.clip(np.round(hu), -1024, 3071).astype(np.int16)
     seg = np.zeros(grid.shape, np.uint8)
     seg[kidney] = 1

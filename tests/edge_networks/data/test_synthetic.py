@@ -205,3 +205,20 @@ def test_brats_hard_mode_defeats_a_threshold_and_keeps_the_labels_valid():
     assert np.array_equal(again.images["t1ce"], make_brats_case(shape, seed=[3, 0], difficulty="easy").images["t1ce"])
     with pytest.raises(ValueError, match="difficulty"):
         make_brats_case(shape, seed=0, difficulty="medium")
+
+
+def test_kits_hard_mode_tumour_looks_like_kidney():
+    """--difficulty hard for KiTS: the tumour's HU moves between medulla and cortex (closer to the kidney's own
+    mean than in easy mode) and the tumour stays inside a kidney; easy mode is unchanged by the option."""
+    gap = {}
+    for difficulty in ("easy", "hard"):
+        diffs = []
+        for i in range(3):
+            c = make_kits_case((32, 128, 128), seed=[5, i], difficulty=difficulty)
+            tumour, kidney = c.seg == 2, c.seg == 1
+            assert tumour.any() and set(np.unique(c.seg).tolist()) == {0, 1, 2}
+            diffs.append(abs(float(c.image[tumour].mean()) - float(c.image[kidney].mean())))
+        gap[difficulty] = np.mean(diffs)
+    assert gap["hard"] < 0.6 * gap["easy"], gap
+    assert np.array_equal(make_kits_case((32, 128, 128), seed=[5, 0]).image,
+                          make_kits_case((32, 128, 128), seed=[5, 0], difficulty="easy").image)
