@@ -1,0 +1,54 @@
+"""The leaderboard end to end (``--smoke``: SegResNet vs EG-CNN through the bundle configs) and its statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edge_networks.leaderboard import METHODS, main, paired_bootstrap, run_leaderboard
+
+
+def test_paired_bootstrap():
+    assert paired_bootstrap([0.1, 0.1, 0.1]) == pytest.approx((0.1, 0.1, 0.1))
+    mean, lo, hi = paired_bootstrap([0.0, 0.2, float("nan"), 0.1, 0.3])
+    assert mean == pytest.approx(0.15) and lo < mean < hi and lo >= 0.0 and hi <= 0.3
+    assert np.isnan(paired_bootstrap([float("nan")])[0])
+
+
+def test_every_edge_method_has_a_registered_baseline():
+    for task, methods in METHODS.items():
+        for name, m in methods.items():
+            assert m.baseline is None or m.baseline in methods, (task, name)
+        assert any(m.baseline for m in methods.values()), task
+
+
+def test_smoke_run_trains_scores_and_compares(tmp_path):
+    assert main(["--task", "brats", "--smoke", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "leaderboard.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["method"], r["region"]) for r in table] == [
+        (m, r) for m in ("segresnet", "egcnn_segresnet") for r in ("WT", "TC", "ET")]
+    for r in table:
+        assert 0.0 <= float(r["dice"]) <= 1.0 and float(r["hd95_mm"]) >= 0.0 and 0.0 <= float(r["bf2"]) <= 1.0
+        assert float(r["s_per_iteration"]) > 0 and float(r["s_per_volume"]) > 0
+    params = {r["method"]: int(r["params"]) for r in table}
+    assert params["egcnn_segresnet"] > params["segresnet"], "the edge stream adds parameters"
+    datalist = json.loads((tmp_path / "datalist.json").read_text())
+    with open(tmp_path / "per_case.csv") as f:
+        per_case = list(csv.DictReader(f))
+    assert {r["case"] for r in per_case} == {it["case_id"] for it in datalist["validation"]}
+    with open(tmp_path / "paired.csv") as f:
+        paired = list(csv.DictReader(f))
+    assert [(p["method"], p["baseline"]) for p in paired] == [("egcnn_segresnet", "segresnet")] * 3
+    diffs = [float(a["WT/dice"]) - float(b["WT/dice"]) for a in per_case if a["method"] == "egcnn_segresnet"
+             for b in per_case if b["method"] == "segresnet" and b["case"] == a["case"]]
+    assert float(paired[0]["dice_diff"]) == pytest.approx(np.mean(diffs), abs=1e-9)
+    assert "| egcnn_segresnet | segresnet | WT |" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_unknown_method_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown brats method"):
+        run_leaderboard("brats", tmp_path, ["resnet50"])
