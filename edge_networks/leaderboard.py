@@ -241,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--cases", type=int, default=24)
     parser.add_argument("--shape", type=int, nargs=3)
+    parser.add_argument("--small", action="store_true", help="narrow networks (the bundles' CPU profile widths)")
+    parser.add_argument("--roi-size", type=int, nargs=3, help="training crop and inference window")
     parser.add_argument("--smoke", action="store_true",
                         help="SegResNet vs EG-CNN, narrow networks, 8 tiny cases, 2 epochs, 1 seed")
     args = parser.parse_args(argv)
@@ -251,8 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                          "spacing": [6.0, 6.0, 6.0], "num_samples": 1}
         run_leaderboard(args.task, args.out, methods, 1, 2, 8, shape, args.difficulty, small=True, extra=extra)
         return 0
+    extra = {"roi_size": list(args.roi_size)} if args.roi_size else None
     run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
-                    args.cases, args.shape, args.difficulty)
+                    args.cases, args.shape, args.difficulty, small=args.small, extra=extra)
     return 0
 
 
