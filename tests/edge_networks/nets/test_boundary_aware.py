@@ -16,8 +16,14 @@ def test_shapes_and_streams(spatial_dims):
     assert net.train()(x).shape == (2, 2, *x.shape[2:])
     with torch.no_grad():
         assert net.eval()(x).shape == (2, 1, *x.shape[2:])
-    assert len(net.attention) == 3 and sum(not isinstance(c, torch.nn.Identity) for c in net.connection) == 2
-    assert all(not a.residual for a in net.attention)  # alpha = sigmoid(C(s || m)), o = s * alpha
+    assert len(net.attention) == 3, "the paper's three attention layers"
+    seen = []
+    hooks = [a.register_forward_hook(lambda mod, inp, out: seen.append((inp[0], out))) for a in net.attention]
+    net.train()(x)
+    for h in hooks:
+        h.remove()
+    for s, o in seen:  # o = s * alpha with alpha in (0, 1): attention only attenuates the shape stream
+        assert (o.abs() <= s.abs() + 1e-6).all() and not torch.equal(o, s)
 
 
 def test_scripts_and_matches_eager():
