@@ -35,6 +35,18 @@ _BINARY = {
 PER_IMAGE_METRICS = (*_BINARY, "vcdr_error")
 
 
+def _spacing(img: torch.Tensor, b: int) -> list[float]:
+    """Voxel spacing of batch item ``b`` from a MetaTensor's affine (column norms of its linear part)."""
+    affine = getattr(img, "affine", None)
+    if affine is None:
+        raise ValueError("spacing='from_image' needs MetaTensor predictions with an affine")
+    a = torch.as_tensor(affine, dtype=torch.float64)
+    if a.ndim == 3:
+        a = a[b] if a.shape[0] > b else a[0]
+    r = a.shape[-1] - 1
+    return torch.linalg.norm(a[:r, :r], dim=0).tolist()
+
+
 class PerImageMetric(CumulativeIterationMetric):
     """One metric of :mod:`.segmentation2d` per image (and per channel), accumulated over iterations.
 
@@ -45,6 +57,9 @@ class PerImageMetric(CumulativeIterationMetric):
             confusion-matrix metrics and AUC are computed inside it.
         kwargs: passed to the metric (``tolerance`` of ``boundary_f``, ``spacing`` of ``hd95``, ``empty``,
             ``vertical_axis`` of ``vcdr_error``; ``threshold`` of ``thresholded_jaccard``, default 0.65).
+            ``spacing="from_image"`` takes each image's voxel spacing from the affine of ``y_pred`` (a MONAI
+            ``MetaTensor``), so HD95 is in mm as BraTS and KiTS report it (MONAI's ignite ``HausdorffDistance``
+            handler passes no spacing: voxels).
 
     ``aggregate()`` is the mean over images and channels with NaN skipped (nnU-Net's convention); ISIC 2018's
     thresholded Jaccard counts values below the threshold as 0 first. ``get_buffer()`` holds the per-image values
@@ -69,14 +84,18 @@ class PerImageMetric(CumulativeIterationMetric):
         if y_pred.shape != y.shape:
             raise ValueError(f"y_pred shape {tuple(y_pred.shape)} differs from y shape {tuple(y.shape)}")
         out = []
+        kwargs = dict(self.kwargs)
+        from_image = kwargs.get("spacing") == "from_image"
         for b in range(y.shape[0]):
             region = None if roi is None else roi[b]
+            if from_image:
+                kwargs["spacing"] = _spacing(y_pred, b)
             if self.name == "vcdr_error":
                 if y.shape[1] != 2:
                     raise ValueError(f"vcdr_error takes 2 channels (disc, cup), got {y.shape[1]}")
-                out.append([m.vcdr_error(y_pred[b, 0], y_pred[b, 1], y[b, 0], y[b, 1], **self.kwargs)])
+                out.append([m.vcdr_error(y_pred[b, 0], y_pred[b, 1], y[b, 0], y[b, 1], **kwargs)])
                 continue
-            out.append([_BINARY[self.name](y_pred[b, c], y[b, c], region, self.kwargs) for c in range(y.shape[1])])
+            out.append([_BINARY[self.name](y_pred[b, c], y[b, c], region, kwargs) for c in range(y.shape[1])])
         return torch.tensor(out, dtype=torch.float32, device=y.device)
 
     def aggregate(self, reduction: str | None = "mean"):  # type: ignore[override]

@@ -202,3 +202,20 @@ def test_per_image_metric_in_a_bundle_config_and_ignite_engine():
     engine.run(range(len(pairs)), max_epochs=1)
     expected = np.mean([M.boundary_f_score(p, r, tolerance=2) for p, r, _ in pairs])
     assert engine.state.metrics["bf2"] == pytest.approx(expected)
+
+
+def test_hd95_in_mm_from_the_images_affine():
+    """``spacing="from_image"``: the MetaTensor's affine gives the spacing, per image, as BraTS/KiTS report HD95."""
+    from monai.data import MetaTensor
+
+    p, r = np.zeros((1, 12, 12, 12), bool), np.zeros((1, 12, 12, 12), bool)
+    p[0, 2:6, 2:6, 2:6], r[0, 2:6, 2:6, 4:8] = True, True  # shifted by two voxels along the last axis
+    affine = torch.diag(torch.tensor([1.0, 1.0, 3.0, 1.0]))
+    pred = MetaTensor(torch.tensor(p, dtype=torch.float32), affine=affine)
+    metric = M.PerImageMetric("hd95", spacing="from_image")
+    metric([pred], [torch.tensor(r, dtype=torch.float32)])
+    assert float(metric.aggregate()) == pytest.approx(M.hd95(p[0], r[0], (1.0, 1.0, 3.0)))
+    assert float(metric.aggregate()) == pytest.approx(3.0 * M.hd95(p[0], r[0]))
+    with pytest.raises(ValueError, match="MetaTensor"):
+        M.PerImageMetric("hd95", spacing="from_image")(torch.tensor(p[None], dtype=torch.float32),
+                                                        torch.tensor(r[None], dtype=torch.float32))
