@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _overlays(held_out, out / "predictions", out / "overlays.png")
 
     metrics = _metrics(out / "eval")
-    rows = [("region", "Dice", "HD95 (vox)")]
+    rows = [("region", "Dice", "HD95 (mm)")]
     for region in ("wt", "tc", "et"):
         rows.append((region.upper(), f"{metrics.get(f'val_dice_{region}', float('nan')):.3f}",
                      f"{metrics.get(f'val_hd95_{region}', float('nan')):.2f}"))
