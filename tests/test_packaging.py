@@ -113,6 +113,7 @@ SCRIPTS = {
     "edge-seg-generate": "edge_networks.bundle.generate:main",
     "edge-seg-pack": "edge_networks.serving.sharing:main",
     "edge-seg-demo": "edge_networks.demo:main",
+    "edge-seg-leaderboard": "edge_networks.leaderboard:main",
 }
 
 
