@@ -8,10 +8,13 @@ One synthetic dataset (the task's generator, ``--difficulty``), one split (``pre
 each method and seed the method's bundle configs with overrides (``train.json`` for training,
 ``inference.json`` on the held-out cases) -- the same epochs, crops, seeds and precision for all; no second
 training loop. The written label maps are scored per held-out case and region by :mod:`edge_networks.metrics`:
-Dice, HD95 in mm (the image's spacing), boundary F-score at 1 and 2 voxels. Per method: parameters, seconds per
-training iteration, seconds per whole-volume inference. For every edge method, the paired difference to its own
-baseline over (case, seed) pairs with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method,
-region), ``paired.csv``, ``leaderboard.md`` and ``per_case.csv``.
+Dice, HD95 in mm (the image's spacing), boundary F-score at 1 and 2 voxels, and for methods with an edge head
+its own F-score at 2 voxels (its saved map, the maximum over its edge channels, at 0.5 against the union of the
+regions' Sobel-support edges; the same value on each region's row). Per method: parameters, seconds per
+training iteration (wall time over iterations, the final validation included), seconds per whole-volume
+inference (edge maps written too where there is an edge head). For every edge method, the paired difference to
+its own baseline over (case, seed) pairs with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per
+method and region), ``paired.csv``, ``leaderboard.md``, ``leaderboard.json`` and ``per_case.csv``.
 
 Registered methods (``METHODS``): the plain SegResNet, U-Net and V-Net (EG-CNN's bundle with the edge stream
 off: exactly MONAI's networks), EG-CNN on each, and the 3D boundary-aware network against its own no-edge-loss
@@ -34,7 +37,7 @@ import numpy as np
 
 from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
-from .metrics import boundary_f_score, dice, hd95
+from .metrics import boundary_f_score, dice, edge_f_score, hd95
 
 __all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "main"]
 
@@ -103,7 +106,18 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
     return wf
 
 
-def _score(method: Method, task: str, pred: Path, item: dict) -> dict[str, float]:
+# the regions whose edges a bundle's saved edge map (``--save_edges true``: one channel, the maximum over its
+# edge channels) covers
+EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",)}
+
+
+def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None = None) -> dict[str, float]:
+    """Per region: Dice, HD95 (mm), boundary F at 1 and 2 voxels; with ``edge`` (the edge head's probability map)
+    the edge head's own F-score at 2 voxels against the label's Sobel-support edges (``edge_bf2``)."""
+    import torch
+
+    from transforms import label_to_edge
+
     gt_img = nib.load(item["label"])
     spacing = [float(s) for s in gt_img.header.get_zooms()[:3]]
     gt = _regions(np.asarray(gt_img.dataobj), task)
@@ -115,6 +129,11 @@ def _score(method: Method, task: str, pred: Path, item: dict) -> dict[str, float
         out[f"{region}/hd95_mm"] = hd95(p, g, spacing)
         out[f"{region}/bf1"] = boundary_f_score(p, g, tolerance=1)
         out[f"{region}/bf2"] = boundary_f_score(p, g, tolerance=2)
+    if edge is not None and method.writes in EDGE_REGIONS:
+        prob = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3])
+        masks = torch.as_tensor(np.stack([gt[r] for r in EDGE_REGIONS[method.writes]])[None])
+        ref = label_to_edge(masks, 3, mode="both", merge=True)[0, 0].numpy()  # union of the regions' edges
+        out["edges/edge_bf2"] = edge_f_score(prob > 0.5, ref, tolerance=2)
     return out
 
 
@@ -157,7 +176,8 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
             wf.finalize()
             train_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            wf = _workflow(method, "infer", root, output_dir=str(root / "pred"),
+            edges = method.overrides.get("edge_stream", True) and method.writes in EDGE_REGIONS
+            wf = _workflow(method, "infer", root, output_dir=str(root / "pred"), save_edges=bool(edges),
                            datalist=[{"image": it["image"]} for it in held_out], **over)
             wf.run()
             wf.finalize()
@@ -166,8 +186,9 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                           "s_per_volume": infer_s}
             for item in held_out:
                 pred = next((root / "pred").glob(f"{item['case_id']}*_seg.nii.gz"))
+                edge = next((p for p in (root / "pred").glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
                 rows.append({"method": name, "seed": seed, "case": item["case_id"],
-                             **_score(method, task, pred, item)})
+                             **_score(method, task, pred, item, edge if edges else None)})
     return _write_tables(task, out, methods, rows, info, epochs, seeds, difficulty)
 
 
@@ -182,6 +203,7 @@ def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficult
         mine = [r for r in rows if r["method"] == name]
         for region in REGIONS[task]:
             vals = {m: [r.get(f"{region}/{m}", np.nan) for r in mine] for m in ("dice", "hd95_mm", "bf1", "bf2")}
+            vals["edge_bf2"] = [r.get("edges/edge_bf2", np.nan) for r in mine]  # one edge map for all regions
             if all(np.isnan(v) for v in vals["dice"]):
                 continue
             table.append({"method": name, "region": region,
@@ -212,12 +234,12 @@ def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficult
             w.writeheader()
             w.writerows(paired)
     lines = [f"# Leaderboard: {task}, {difficulty}, {epochs} epochs, {seeds} seed(s)", "",
-             "| method | region | Dice | HD95 (mm) | BF@1 | BF@2 | params | s/iter | s/volume |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| method | region | Dice | HD95 (mm) | BF@1 | BF@2 | edge head BF@2 | params | s/iter | s/volume |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for t in table:
         lines.append(f"| {t['method']} | {t['region']} | {t['dice']:.3f} ± {t['dice_std']:.3f} | {t['hd95_mm']:.2f} "
-                     f"| {t['bf1']:.3f} | {t['bf2']:.3f} | {t['params']:,} | {t['s_per_iteration']:.2f} | "
-                     f"{t['s_per_volume']:.2f} |")
+                     f"| {t['bf1']:.3f} | {t['bf2']:.3f} | {t['edge_bf2']:.3f} | {t['params']:,} | "
+                     f"{t['s_per_iteration']:.2f} | {t['s_per_volume']:.2f} |")
     if paired:
         lines += ["", "| edge method | vs | region | Dice difference | 95 % bootstrap interval | pairs |",
                   "| --- | --- | --- | --- | --- | --- |"]

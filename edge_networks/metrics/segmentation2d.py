@@ -38,6 +38,7 @@ __all__ = [
     "auc",
     "hd95",
     "boundary_f_score",
+    "edge_f_score",
     "vertical_cdr",
     "vcdr_error",
     "thresholded_jaccard",
@@ -147,8 +148,14 @@ def boundary_f_score(pred, ref, tolerance: float = 2.0, empty: float = float("na
 
     ``empty`` when both masks are empty; 0 when only one is.
     """
-    p, r = _bool(pred), _bool(ref)
-    bp, br = _boundary(p), _boundary(r)
+    return edge_f_score(_boundary(_bool(pred)), _boundary(_bool(ref)), tolerance, empty)
+
+
+def edge_f_score(pred_edges, ref_edges, tolerance: float = 2.0, empty: float = float("nan")) -> float:
+    """F-score of two edge maps (binary boundary pixels/voxels, e.g. an edge head's thresholded output against the
+    label's edges): precision = share of predicted edge pixels within ``tolerance`` of a reference edge pixel,
+    recall = the converse. ``empty`` when both are empty; 0 when only one is."""
+    bp, br = _bool(pred_edges), _bool(ref_edges)
     if not bp.any() and not br.any():
         return empty
     if not bp.any() or not br.any():

@@ -34,6 +34,9 @@ def test_smoke_run_trains_scores_and_compares(tmp_path):
     for r in table:
         assert 0.0 <= float(r["dice"]) <= 1.0 and float(r["hd95_mm"]) >= 0.0 and 0.0 <= float(r["bf2"]) <= 1.0
         assert float(r["s_per_iteration"]) > 0 and float(r["s_per_volume"]) > 0
+    for r in table:  # the edge head's own F-score: only where there is an edge head
+        edge_bf = float(r["edge_bf2"])
+        assert (0.0 <= edge_bf <= 1.0) if r["method"] == "egcnn_segresnet" else np.isnan(edge_bf), r
     params = {r["method"]: int(r["params"]) for r in table}
     assert params["egcnn_segresnet"] > params["segresnet"], "the edge stream adds parameters"
     datalist = json.loads((tmp_path / "datalist.json").read_text())
