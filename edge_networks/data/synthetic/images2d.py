@@ -161,8 +161,11 @@ def _vessel_tree(h, w, disc, scale, rng) -> list[tuple[np.ndarray, np.ndarray]]:
     return paths
 
 
-def fundus(h: int, w: int, rng: np.random.Generator, hard: bool = False) -> Image2DCase:
-    """Colour fundus photograph: ``vessels``, ``fov``, ``disc`` (including cup) and ``cup`` masks."""
+def fundus(h: int, w: int, rng: np.random.Generator, hard: bool = False, glaucoma: bool | None = None) -> Image2DCase:
+    """Colour fundus photograph: ``vessels``, ``fov``, ``disc`` (including cup) and ``cup`` masks.
+
+    ``glaucoma``: ``True`` draws a large cup (cup-to-disc ratio 0.6-0.8, as in glaucomatous discs), ``False`` a
+    normal one (0.3-0.55), ``None`` either (0.3-0.75); the release writers pass the folder's class."""
     y, x = _grid(h, w)
     m = min(h, w)
     scale = m / 565.0  # DRIVE's vessel widths at DRIVE's size
@@ -175,7 +178,7 @@ def fundus(h: int, w: int, rng: np.random.Generator, hard: bool = False) -> Imag
     disc_ry = rng.uniform(0.075, 0.09) * m
     disc_rx = disc_ry * rng.uniform(0.85, 0.98)
     r_disc = _blob(h, w, *disc_c, disc_ry, disc_rx, rng, rough=0.04)
-    cdr = rng.uniform(0.3, 0.75)
+    cdr = rng.uniform(*{None: (0.3, 0.75), True: (0.6, 0.8), False: (0.3, 0.55)}[glaucoma])
     r_cup = _blob(h, w, disc_c[0] + rng.normal(0, 0.05) * disc_ry, disc_c[1] + side * 0.1 * disc_rx,
                   disc_ry * cdr, disc_rx * cdr * rng.uniform(0.85, 1.0), rng, rough=0.08)
     disc, cup = r_disc < 1, (r_cup < 1) & (r_disc < 0.95)

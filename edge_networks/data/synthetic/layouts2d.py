@@ -92,6 +92,13 @@ def _save_stack(pages: list[np.ndarray], path: Path) -> None:
         raise
 
 
+def _stored(image: np.ndarray) -> np.ndarray:
+    """What a file holds: uint8 images as they are, CT in HU as 16-bit ``HU + 1024``."""
+    if image.dtype == np.uint8:
+        return image
+    return (image.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16)
+
+
 def _m255(mask: np.ndarray) -> np.ndarray:
     return (mask > 0).astype(np.uint8) * 255
 
@@ -152,8 +159,8 @@ def write_2d_dataset(
     counts = _scaled(key, cases)
     index = [0]
 
-    def case() -> Image2DCase:
-        c = gen(hw[0], hw[1], np.random.default_rng([seed, index[0]]), hard)
+    def case(**kwargs) -> Image2DCase:  # kwargs: what the release's folder says of the case (glaucoma)
+        c = gen(hw[0], hw[1], np.random.default_rng([seed, index[0]]), hard, **kwargs)
         index[0] += 1
         return c
 
@@ -189,7 +196,7 @@ def _refuge(root, counts, case, kind, variant):
     parts = [("Glaucoma", "g", counts["glaucoma"]), ("Non-Glaucoma", "n", counts["non_glaucoma"])]
     for cls, prefix, n in parts:
         for i in range(1, n + 1):
-            c = case()
+            c = case(glaucoma=cls == "Glaucoma")
             img = root / "Training400" / cls / f"{prefix}{i:04d}.jpg"
             _save(c.image, img, quality=95)
             _save(_refuge_mask(c), root / "Annotation-Training400" / "Disc_Cup_Masks" / cls / f"{prefix}{i:04d}.bmp")
@@ -228,7 +235,7 @@ def _rim_one_r3(root, counts, case, kind, variant):
     written = []
     for cls, prefix, n in (("Healthy", "N", counts["healthy"]), ("Glaucoma", "G", counts["glaucoma"])):
         for i in range(n):
-            c = case()
+            c = case(glaucoma=cls == "Glaucoma")
             stem = f"{prefix}-{i // 2 + 1}-{'LR'[i % 2]}"
             img = root / cls / "Stereo Images" / f"{stem}.jpg"
             _save(c.image, img, quality=95)
@@ -369,7 +376,7 @@ def _luna(root, counts, case, kind, variant):
     for k in range(counts["all"]):
         c = case()
         name = f"ID_{k // 3:04d}_Z_{100 + 7 * (k % 3):04d}.tif"  # three slices per scan
-        _save((c.image.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16), root / "2d_images" / name)
+        _save(_stored(c.image), root / "2d_images" / name)
         _save(_m255(c.masks["lungs"]), root / "2d_masks" / name)
         written.append(root / "2d_images" / name)
     return written
@@ -383,9 +390,7 @@ def _images_masks(root, counts, case, kind, variant):
         for _ in range(n):
             c = case()
             stem = f"{kind}_{k:04d}"
-            image = c.image if c.image.dtype == np.uint8 else (c.image.astype(np.int32) + 1024).clip(0, 65535).astype(
-                np.uint16)
-            _save(image, root / "images" / f"{stem}.png")
+            _save(_stored(c.image), root / "images" / f"{stem}.png")
             mask = c.masks[target] if target == "layers" else _m255(c.masks[target])
             _save(mask.astype(np.uint8), root / "masks" / f"{stem}.png")
             names.append(stem)

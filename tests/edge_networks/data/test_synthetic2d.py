@@ -130,3 +130,23 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
         write_2d_dataset("fundus", "drive", tmp_path, cases=2, size=(16, 16))
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 2 and not any(p.name.startswith(".") for p in files), files
+
+
+def test_refuge_glaucoma_folder_holds_large_cups(tmp_path):
+    """The class folder agrees with the anatomy: Glaucoma/ discs have cup-to-disc ratios above the others'."""
+    from PIL import Image
+
+    from edge_networks.metrics import vertical_cdr
+
+    write_2d_dataset("fundus", "refuge", tmp_path, cases=24, size=(96, 96))
+    masks = tmp_path / "Annotation-Training400" / "Disc_Cup_Masks"
+
+    def vcdrs(cls):
+        out = []
+        for f in sorted((masks / cls).glob("*.bmp")):
+            m = np.asarray(Image.open(f))
+            out.append(vertical_cdr(m < 192, m < 64, vertical_axis=0))  # rows-first file array
+        return out
+
+    glaucoma, normal = vcdrs("Glaucoma"), vcdrs("Non-Glaucoma")
+    assert glaucoma and normal and min(glaucoma) > max(normal) - 0.05 and np.mean(glaucoma) > np.mean(normal) + 0.15
