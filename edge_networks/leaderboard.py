@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
+import gc
 import json
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ from .metrics import boundary_f_score, dice, edge_f_score, hd95
 __all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "main"]
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+BUNDLES_2D = ("boundary_aware_brats",)  # 2D networks on slices
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,15 @@ METHODS: dict[str, dict[str, Method]] = {
         **_egcnn("egcnn_brats", "brats"),
         "boundary_aware_3d_no_edge_loss": Method("boundary_aware_brats3d", {"edge_loss_weight": 0.0}, None, "tc"),
         "boundary_aware_3d": Method("boundary_aware_brats3d", {}, "boundary_aware_3d_no_edge_loss", "tc"),
+        # the 2D network on axial slices (the paper's setting), run slice by slice over the same whole volumes
+        "boundary_aware_2d_no_edge_loss": Method("boundary_aware_brats", {"edge_loss_weight": 0.0}, None, "tc"),
+        "boundary_aware_2d": Method("boundary_aware_brats", {}, "boundary_aware_2d_no_edge_loss", "tc"),
     },
     "kits": _egcnn("egcnn_kits", "kits"),
 }
+# the methods trained with edge supervision (the plot colours them)
+METHOD_HAS_EDGES = {name for task in METHODS.values() for name, m in task.items()
+                    if m.overrides.get("edge_stream", True) and m.overrides.get("edge_loss_weight", 1.0)}
 REGIONS = {"brats": ("WT", "TC", "ET"), "kits": ("kidney+tumour", "tumour")}
 
 
@@ -137,10 +148,110 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
     return out
 
 
+class PeakMemory:
+    """Peak memory of a phase, in MiB: on CUDA ``torch.cuda.max_memory_allocated`` (tensors only); on the CPU the
+    peak resident set size of this process above its size when the phase began (after ``gc`` and glibc's
+    ``malloc_trim``), sampled every ``interval`` s from ``/proc/self/statm`` (Linux; elsewhere ``nan``).
+
+    >>> with PeakMemory() as mem:
+    ...     x = np.ones((64, 1024, 1024), np.float32)  # 256 MiB
+    >>> mem.mib > 200
+    True
+    """
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.mib = interval, float("nan")
+
+    @staticmethod
+    def _rss() -> int | None:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __enter__(self):
+        import torch
+
+        self._cuda = torch.cuda.is_available()
+        if self._cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+            return self
+        gc.collect()
+        try:  # hand freed heap back to the system, so that an earlier phase's freed memory is not reused unseen
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        self._base = self._rss()
+        self._peak = self._base
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.wait(self.interval):
+                rss = self._rss()
+                if rss is not None:
+                    self._peak = max(self._peak, rss)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        if self._base is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self._cuda:
+            torch.cuda.synchronize()
+            self.mib = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+            return False
+        if self._base is None:
+            return False
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss() or 0)
+        self.mib = (self._peak - self._base) / 2**20
+        return False
+
+
+def _time_budget(wf, minutes: float) -> None:
+    """Stop ``wf``'s trainer after the last epoch that fits in ``minutes`` (from the mean epoch time so far)."""
+    from ignite.engine import Events
+
+    start = time.perf_counter()
+
+    def check(engine):
+        elapsed = time.perf_counter() - start
+        if elapsed * (engine.state.epoch + 1) / engine.state.epoch > minutes * 60:
+            engine.terminate()
+
+    wf.trainer.add_event_handler(Events.EPOCH_COMPLETED, check)
+
+
 def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: int = 1, epochs: int = 10,
                     cases: int = 16, shape: Sequence[int] | None = None, difficulty: str = "easy",
-                    small: bool = False, extra: dict | None = None) -> dict:
-    """Train and score ``methods`` on one synthetic ``task`` dataset; write the tables; return the summary."""
+                    small: bool = False, extra: dict | None = None, minutes: float | None = None,
+                    montage: bool = True, val_fraction: float | None = None) -> dict:
+    """Train and score ``methods`` on one synthetic ``task`` dataset; write the tables, the plot and the montage;
+    return the summary.
+
+    Args:
+        task: ``"brats"`` or ``"kits"`` (the keys of ``METHODS``).
+        out: output folder (the data, every run, and the tables).
+        methods: entries of ``METHODS[task]``.
+        seeds: seeds 0 .. seeds - 1 per method (the split and the data do not change with it).
+        epochs: training epochs, the same for every method; with ``minutes`` the most any method may run.
+        cases: synthetic cases generated (split by ``prepare_datalist``: the validation part is held out).
+        shape: volume shape (default 96x96x64 BraTS, 48x192x192 KiTS).
+        difficulty: the generator's ``"easy"`` or ``"hard"`` mode.
+        small: narrow networks (the bundles' CPU widths).
+        extra: further overrides for every method (for example ``roi_size``; 2D methods get the first two values).
+        minutes: a training time budget per method and seed instead of a fixed epoch count: each stops after the
+            last epoch that fits, and the table says how many epochs it reached.
+        montage: write ``montage.png`` (one held-out case segmented by every method, seed 0).
+        val_fraction: the held-out fraction of the cases (default: the layout's, 0.2).
+    """
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     unknown = set(methods) - set(METHODS[task])
@@ -149,16 +260,21 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     data = out / "data"
     if task == "brats":
         layout = "brats2021"
-        write_brats_dataset(data, cases, shape or (96, 96, 64), seed=0, progress=False, difficulty=difficulty)
+        shape = tuple(shape or (96, 96, 64))
+        write_brats_dataset(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
     else:
         layout = "kits19"
-        write_kits_dataset(data, cases, shape or (48, 192, 192), seed=0, progress=False, difficulty=difficulty)
-    datalist = prepare_datalist(layout, data, out / "datalist.json", seed=0)
+        shape = tuple(shape or (48, 192, 192))
+        write_kits_dataset(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
+    datalist = prepare_datalist(layout, data, out / "datalist.json", seed=0, val_fraction=val_fraction)
     held_out = datalist["validation"]
     rows, info = [], {}
     for name in methods:
         method = METHODS[task][name]
         over = dict(extra or {})
+        two_d = method.bundle in BUNDLES_2D
+        if two_d:  # whole axial slices at the volume's own in-plane size (no resampling)
+            over["roi_size"] = list(shape[:2])
         if small:
             backbone = method.overrides.get("backbone", "segresnet")
             over.update({"backbone_kwargs": _SMALL_BACKBONE[backbone], "edge_channels": 8}
@@ -171,7 +287,13 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                            data_list_file_path=str(out / "datalist.json"), epochs=epochs, val_interval=epochs,
                            seed=seed, **over)
             params = sum(p.numel() for p in wf.network_def.parameters())
-            wf.run()
+            if minutes:
+                _time_budget(wf, minutes)
+            with PeakMemory() as train_mem:  # the training loop and its validation
+                wf.run()
+                reached = int(wf.trainer.state.epoch)
+                if reached < epochs:  # stopped by the budget: the one validation saves model.pt
+                    wf.parser.get_parsed_content("validate#evaluator").run(reached)
             iterations = int(wf.trainer.state.iteration)
             wf.finalize()
             train_s = time.perf_counter() - t0
@@ -179,20 +301,28 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
             edges = method.overrides.get("edge_stream", True) and method.writes in EDGE_REGIONS
             wf = _workflow(method, "infer", root, output_dir=str(root / "pred"), save_edges=bool(edges),
                            datalist=[{"image": it["image"]} for it in held_out], **over)
-            wf.run()
+            with PeakMemory() as infer_mem:
+                wf.run()
             wf.finalize()
             infer_s = (time.perf_counter() - t0) / max(len(held_out), 1)
-            info[name] = {"params": params, "s_per_iteration": train_s / max(iterations, 1),
-                          "s_per_volume": infer_s}
+            runs = info.setdefault(name, [])
+            runs.append({"params": params, "epochs": reached, "s_per_iteration": train_s / max(iterations, 1),
+                         "s_per_volume": infer_s, "train_peak_mib": train_mem.mib, "infer_peak_mib": infer_mem.mib})
             for item in held_out:
                 pred = next((root / "pred").glob(f"{item['case_id']}*_seg.nii.gz"))
                 edge = next((p for p in (root / "pred").glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
                 rows.append({"method": name, "seed": seed, "case": item["case_id"],
                              **_score(method, task, pred, item, edge if edges else None)})
-    return _write_tables(task, out, methods, rows, info, epochs, seeds, difficulty)
+    info = {name: {k: (float(np.median([r[k] for r in runs])) if k != "params" else runs[0][k]) for k in runs[0]}
+            for name, runs in info.items()}
+    summary = _write_tables(task, out, methods, rows, info, epochs, seeds, difficulty, minutes)
+    plot_leaderboard(summary, out / "leaderboard.png")
+    if montage and held_out:
+        write_montage(task, out, methods, held_out[0])
+    return summary
 
 
-def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficulty) -> dict:
+def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficulty, minutes=None) -> dict:
     keys = sorted({k for r in rows for k in r} - {"method", "seed", "case"})
     with open(out / "per_case.csv", "w", newline="") as f:
         w = csv.DictWriter(f, ["method", "seed", "case", *keys])
@@ -233,24 +363,116 @@ def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficult
             w = csv.DictWriter(f, list(paired[0]))
             w.writeheader()
             w.writerows(paired)
-    lines = [f"# Leaderboard: {task}, {difficulty}, {epochs} epochs, {seeds} seed(s)", "",
-             "| method | region | Dice | HD95 (mm) | BF@1 | BF@2 | edge head BF@2 | params | s/iter | s/volume |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    budget = f"up to {epochs} epochs in {minutes:g} min per run" if minutes else f"{epochs} epochs"
+    lines = [f"# Leaderboard: {task}, {difficulty}, {budget}, {seeds} seed(s)", "",
+             "| method | region | Dice | HD95 (mm) | BF@1 | BF@2 | edge head BF@2 | params | epochs | s/iter "
+             "| s/volume | train peak MiB | inference peak MiB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for t in table:
         lines.append(f"| {t['method']} | {t['region']} | {t['dice']:.3f} ± {t['dice_std']:.3f} | {t['hd95_mm']:.2f} "
-                     f"| {t['bf1']:.3f} | {t['bf2']:.3f} | {t['edge_bf2']:.3f} | {t['params']:,} | "
-                     f"{t['s_per_iteration']:.2f} | {t['s_per_volume']:.2f} |")
+                     f"| {t['bf1']:.3f} | {t['bf2']:.3f} | {t['edge_bf2']:.3f} | {t['params']:,} | {t['epochs']:g} | "
+                     f"{t['s_per_iteration']:.2f} | {t['s_per_volume']:.2f} | {t['train_peak_mib']:.0f} | "
+                     f"{t['infer_peak_mib']:.0f} |")
     if paired:
         lines += ["", "| edge method | vs | region | Dice difference | 95 % bootstrap interval | pairs |",
                   "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {p['method']} | {p['baseline']} | {p['region']} | {p['dice_diff']:+.3f} | "
                   f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}] | {p['pairs']} |" for p in paired]
     (out / "leaderboard.md").write_text("\n".join(lines) + "\n")
-    summary = {"task": task, "difficulty": difficulty, "epochs": epochs, "seeds": seeds, "table": table,
-               "paired": paired}
+    summary = {"task": task, "difficulty": difficulty, "epochs": epochs, "minutes": minutes, "seeds": seeds,
+               "table": table, "paired": paired}
     (out / "leaderboard.json").write_text(json.dumps(summary, indent=2))
     print("\n".join(lines))
     return summary
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        return ImageFont.load_default()
+
+
+def plot_leaderboard(summary: dict, path: str | Path) -> Path:
+    """Bar chart of the leaderboard: per region, each method's mean Dice (bar, grey for methods without an edge
+    loss or stream, blue with), its standard deviation over (case, seed) (whisker) and boundary F at 2 voxels
+    (orange dot). Drawn with Pillow, which the project already uses, rather than a plotting library."""
+    from PIL import Image, ImageDraw
+
+    table = summary["table"]
+    regions = list(dict.fromkeys(t["region"] for t in table))
+    per_region = {r: [t for t in table if t["region"] == r] for r in regions}
+    bar, gap, left, top, plot_h = 22, 36, 50, 48, 260
+    label_h = int(6.5 * max(len(t["method"]) for t in table)) + 8
+    width = max(left + sum(len(rows) * bar + gap for rows in per_region.values()) + 20, 560)
+    img = Image.new("RGB", (width, top + plot_h + label_h + 30), "white")
+    d = ImageDraw.Draw(img)
+    small, big = _font(11), _font(13)
+    budget = (f"<= {summary['epochs']} epochs in {summary['minutes']:g} min" if summary.get("minutes")
+              else f"{summary['epochs']} epochs")
+    d.text((8, 6), f"{summary['task']} ({summary['difficulty']}), {budget}, {summary['seeds']} seed(s)",
+           fill="black", font=big)
+    d.text((8, 24), "Dice: bars (blue: edge supervision, grey: none), whisker +-1 sd; orange dot: boundary F@2",
+           fill=(60, 60, 60), font=small)
+    y = lambda v: top + plot_h * (1 - v)  # noqa: E731
+    for tick in np.linspace(0, 1, 6):
+        d.line([(left - 4, y(tick)), (width - 10, y(tick))], fill=(225, 225, 225))
+        d.text((14, y(tick) - 6), f"{tick:.1f}", fill="black", font=small)
+    x = left + gap // 2
+    for region, rows in per_region.items():
+        d.text((x, top + plot_h + 4), region, fill="black", font=big)
+        for row in rows:
+            colour = (70, 120, 200) if row["method"] in METHOD_HAS_EDGES else (160, 160, 160)
+            dice_v = float(row["dice"]) if np.isfinite(row["dice"]) else 0.0
+            d.rectangle([x + 2, y(dice_v), x + bar - 3, y(0)], fill=colour)
+            if np.isfinite(row["dice_std"]):
+                lo, hi = max(dice_v - row["dice_std"], 0), min(dice_v + row["dice_std"], 1)
+                d.line([(x + bar // 2, y(lo)), (x + bar // 2, y(hi))], fill="black", width=1)
+            if np.isfinite(row["bf2"]):
+                cy = y(row["bf2"])
+                d.ellipse([x + bar // 2 - 3, cy - 3, x + bar // 2 + 3, cy + 3], fill=(240, 140, 20))
+            label = Image.new("RGB", (label_h, bar - 4), "white")
+            ld = ImageDraw.Draw(label)  # right-aligned, so that the rotated name ends under its bar
+            ld.text((label_h - ld.textlength(row["method"], font=small) - 2, 2), row["method"], fill="black",
+                    font=small)
+            img.paste(label.rotate(90, expand=True), (x + 2, top + plot_h + 22))
+            x += bar
+        x += gap
+    path = Path(path)
+    img.save(path)
+    return path
+
+
+def write_montage(task: str, out: Path, methods: Sequence[str], item: dict, seed: int = 0) -> Path | None:
+    """``montage.png``: one held-out case, the axial slice with the most foreground; the image and the ground
+    truth, then per method its label map and (where it has an edge head) its edge probability map."""
+    from .visualize import overlay, save_montage, to_uint8
+
+    gt = np.asarray(nib.load(item["label"]).dataobj)
+    images = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
+    image = np.asarray(nib.load(images[-1]).dataobj, dtype=np.float32)  # FLAIR (BraTS), the CT (KiTS)
+    if image.ndim == 4:
+        image = image[..., -1]
+    axis = 0 if task == "kits" else 2  # KiTS 2019 stores the slices first
+    z = int(np.argmax((gt > 0).sum(axis=tuple(a for a in range(3) if a != axis))))
+    take = lambda v: np.rot90(np.take(v, z, axis=axis))  # noqa: E731
+    gray = to_uint8(take(image))
+    rows = [("image | ground truth", [gray, overlay(gray, take(gt))])]
+    for name in methods:
+        pred_dir = out / "runs" / f"{name}_seed{seed}" / "pred"
+        preds = sorted(pred_dir.glob(f"{item['case_id']}*.nii.gz"))
+        seg = next((p for p in preds if p.name.endswith("_seg.nii.gz")), None)
+        if seg is None:
+            continue
+        tiles = [overlay(gray, take(np.asarray(nib.load(seg).dataobj)))]
+        for p in preds:
+            if p != seg:
+                edge = np.asarray(nib.load(p).dataobj, dtype=np.float32).reshape(gt.shape)
+                tiles.append(to_uint8(take(edge), 0.0, 1.0))
+        rows.append((name + (" | edge head" if len(tiles) > 1 else ""), tiles))
+    return save_montage(rows, out / "montage.png", scale=2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,9 +482,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", help="default: every registered method of the task")
     parser.add_argument("--difficulty", choices=("easy", "hard"), default="easy")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per run (with --minutes: at most)")
+    parser.add_argument("--minutes", type=float, help="training time budget per method and seed (stops after the "
+                        "last epoch that fits; the table reports the epochs reached)")
     parser.add_argument("--cases", type=int, default=24)
     parser.add_argument("--shape", type=int, nargs=3)
+    parser.add_argument("--held-out", type=float, help="fraction of the cases held out (default 0.2)")
     parser.add_argument("--small", action="store_true", help="narrow networks (the bundles' CPU profile widths)")
     parser.add_argument("--roi-size", type=int, nargs=3, help="training crop and inference window")
     parser.add_argument("--smoke", action="store_true",
@@ -277,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     extra = {"roi_size": list(args.roi_size)} if args.roi_size else None
     run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
-                    args.cases, args.shape, args.difficulty, small=args.small, extra=extra)
+                    args.cases, args.shape, args.difficulty, small=args.small, extra=extra, minutes=args.minutes,
+                    val_fraction=args.held_out)
     return 0
 
 

@@ -7,8 +7,17 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from edge_networks.leaderboard import METHODS, main, paired_bootstrap, run_leaderboard
+from edge_networks.leaderboard import (
+    METHODS,
+    PeakMemory,
+    _time_budget,
+    main,
+    paired_bootstrap,
+    plot_leaderboard,
+    run_leaderboard,
+)
 
 
 def test_paired_bootstrap():
@@ -34,6 +43,8 @@ def test_smoke_run_trains_scores_and_compares(tmp_path):
     for r in table:
         assert 0.0 <= float(r["dice"]) <= 1.0 and float(r["hd95_mm"]) >= 0.0 and 0.0 <= float(r["bf2"]) <= 1.0
         assert float(r["s_per_iteration"]) > 0 and float(r["s_per_volume"]) > 0
+        assert int(float(r["epochs"])) == 2
+        assert float(r["train_peak_mib"]) >= 0.0 and float(r["infer_peak_mib"]) >= 0.0
     for r in table:  # the edge head's own F-score: only where there is an edge head
         edge_bf = float(r["edge_bf2"])
         assert (0.0 <= edge_bf <= 1.0) if r["method"] == "egcnn_segresnet" else np.isnan(edge_bf), r
@@ -50,6 +61,54 @@ def test_smoke_run_trains_scores_and_compares(tmp_path):
              for b in per_case if b["method"] == "segresnet" and b["case"] == a["case"]]
     assert float(paired[0]["dice_diff"]) == pytest.approx(np.mean(diffs), abs=1e-9)
     assert "| egcnn_segresnet | segresnet | WT |" in (tmp_path / "leaderboard.md").read_text()
+    # the montage: a title row (image, ground truth), then one row per method; EG-CNN's has its edge map too
+    montage = np.asarray(Image.open(tmp_path / "montage.png"))
+    tile = 2 * 40  # 40x40 axial slices at scale 2
+    assert montage.shape[0] == 3 * (tile + 16) and montage.shape[1] == 2 * (tile + 2)
+    assert Image.open(tmp_path / "leaderboard.png").size[0] >= 560
+
+
+def _summary(table):
+    return {"task": "brats", "difficulty": "hard", "epochs": 5, "minutes": None, "seeds": 1, "table": table}
+
+
+def test_plot_bar_heights_and_colours(tmp_path):
+    nan = float("nan")
+    rows = [{"method": "segresnet", "region": "WT", "dice": 0.5, "dice_std": nan, "bf2": nan},
+            {"method": "egcnn_segresnet", "region": "WT", "dice": 0.25, "dice_std": nan, "bf2": nan}]
+    img = np.asarray(Image.open(plot_leaderboard(_summary(rows), tmp_path / "p.png")).convert("RGB"))
+    plot_h = 260  # plot_leaderboard's Dice axis: 0 to 1 over 260 pixels
+
+    def tallest(colour):
+        mask = np.all(img == colour, axis=-1)
+        return int(mask.sum(axis=0).max())
+
+    assert abs(tallest((160, 160, 160)) - 0.5 * plot_h) <= 2  # plain backbone: grey, Dice 0.5
+    assert abs(tallest((70, 120, 200)) - 0.25 * plot_h) <= 2  # edge method: blue, Dice 0.25
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory(interval=0.005) as mem:
+        x = np.ones((64, 1024, 1024), np.float32)  # 256 MiB, touched
+        x += 1
+        del x
+    assert 200 < mem.mib < 400
+    with PeakMemory(interval=0.005) as idle:
+        sum(range(1000))
+    assert idle.mib < 32
+
+
+def test_time_budget_stops_after_the_last_epoch_that_fits():
+    import time
+    from types import SimpleNamespace
+
+    from ignite.engine import Engine
+
+    engine = Engine(lambda e, b: time.sleep(0.05))
+    _time_budget(SimpleNamespace(trainer=engine), minutes=0.6 / 60)  # 0.6 s; epochs take 0.1 s
+    t0 = time.perf_counter()
+    engine.run(range(2), max_epochs=100)
+    assert 3 <= engine.state.epoch <= 6 and time.perf_counter() - t0 < 0.75
 
 
 def test_unknown_method_is_refused(tmp_path):
