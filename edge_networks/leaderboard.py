@@ -490,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--held-out", type=float, help="fraction of the cases held out (default 0.2)")
     parser.add_argument("--small", action="store_true", help="narrow networks (the bundles' CPU profile widths)")
     parser.add_argument("--roi-size", type=int, nargs=3, help="training crop and inference window")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
+                        help="further bundle overrides for every method, e.g. spacing=[3,3,4.5] num_samples=1")
     parser.add_argument("--smoke", action="store_true",
                         help="SegResNet vs EG-CNN, narrow networks, 8 tiny cases, 2 epochs, 1 seed")
     args = parser.parse_args(argv)
@@ -500,7 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                          "spacing": [6.0, 6.0, 6.0], "num_samples": 1}
         run_leaderboard(args.task, args.out, methods, 1, 2, 8, shape, args.difficulty, small=True, extra=extra)
         return 0
-    extra = {"roi_size": list(args.roi_size)} if args.roi_size else None
+    extra = {"roi_size": list(args.roi_size)} if args.roi_size else {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=JSON")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value  # a plain string
     run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
                     args.cases, args.shape, args.difficulty, small=args.small, extra=extra, minutes=args.minutes,
                     val_fraction=args.held_out)

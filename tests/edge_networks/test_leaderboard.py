@@ -114,3 +114,15 @@ def test_time_budget_stops_after_the_last_epoch_that_fits():
 def test_unknown_method_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown brats method"):
         run_leaderboard("brats", tmp_path, ["resnet50"])
+
+
+def test_cli_overrides_reach_every_method(monkeypatch, tmp_path):
+    import edge_networks.leaderboard as lb
+
+    seen = {}
+    monkeypatch.setattr(lb, "run_leaderboard", lambda *a, **k: seen.update(k))
+    assert main(["--task", "kits", "--out", str(tmp_path), "--roi-size", "32", "32", "16",
+                 "--set", "spacing=[3.0,3.0,4.5]", "num_samples=1", "cache=none"]) == 0
+    assert seen["extra"] == {"roi_size": [32, 32, 16], "spacing": [3.0, 3.0, 4.5], "num_samples": 1, "cache": "none"}
+    with pytest.raises(SystemExit):
+        main(["--task", "kits", "--out", str(tmp_path), "--set", "spacing"])
