@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_networks.data import prepare_datalist
 from edge_networks.data.synthetic import write_brats_dataset
+from edge_networks.leaderboard import score_edge_head
 from edge_networks.visualize import overlay, save_montage, to_uint8
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "egcnn_brats"
@@ -119,14 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     _overlays(held_out, out / "predictions", out / "overlays.png")
 
     metrics = _metrics(out / "eval")
+    # the edge head's own output: a boundary or a blob? (scores defined in leaderboard.score_edge_head)
+    heads = [score_edge_head(out / "predictions" / f"{it['case_id']}_edge.nii.gz", it["label"]) for it in held_out]
+    edge_head = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]} if heads else {}
     rows = [("region", "Dice", "HD95 (mm)")]
     for region in ("wt", "tc", "et"):
         rows.append((region.upper(), f"{metrics.get(f'val_dice_{region}', float('nan')):.3f}",
                      f"{metrics.get(f'val_hd95_{region}', float('nan')):.2f}"))
     rows.append(("mean", f"{metrics.get('val_mean_dice', float('nan')):.3f}", ""))
     table = "\n".join(f"| {a:<6} | {b:>6} | {c:>9} |" for a, b, c in rows)
+    if edge_head:
+        table += ("\n\nedge head (probability > 0.5, mean over held-out cases): "
+                  f"F@2 vs its Sobel target {edge_head['bf2']:.3f}, F@1 / F@2 vs the thin region boundaries "
+                  f"{edge_head['thin_bf1']:.3f} / {edge_head['thin_bf2']:.3f}, share more than 2 voxels from every "
+                  f"boundary {edge_head['interior']:.3f}, voxels per boundary voxel {edge_head['thickness']:.2f}")
     summary = {"cases": args.cases, "shape": args.shape, "epochs": args.epochs,
-               "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics,
+               "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics, "edge_head": edge_head,
                "timings_s": {k: round(v, 1) for k, v in timings.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "metrics.md").write_text(table + "\n")

@@ -43,7 +43,8 @@ from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
 from .metrics import boundary_f_score, dice, edge_f_score, hd95
 
-__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "main"]
+__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "PeakMemory",
+           "plot_leaderboard", "write_montage", "main"]
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 BUNDLES_2D = ("boundary_aware_brats",)  # 2D networks on slices
@@ -125,10 +126,6 @@ EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",)}
 def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None = None) -> dict[str, float]:
     """Per region: Dice, HD95 (mm), boundary F at 1 and 2 voxels; with ``edge`` (the edge head's probability map)
     the edge head's own F-score at 2 voxels against the label's Sobel-support edges (``edge_bf2``)."""
-    import torch
-
-    from transforms import label_to_edge
-
     gt_img = nib.load(item["label"])
     spacing = [float(s) for s in gt_img.header.get_zooms()[:3]]
     gt = _regions(np.asarray(gt_img.dataobj), task)
@@ -141,11 +138,45 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
         out[f"{region}/bf1"] = boundary_f_score(p, g, tolerance=1)
         out[f"{region}/bf2"] = boundary_f_score(p, g, tolerance=2)
     if edge is not None and method.writes in EDGE_REGIONS:
-        prob = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3])
-        masks = torch.as_tensor(np.stack([gt[r] for r in EDGE_REGIONS[method.writes]])[None])
-        ref = label_to_edge(masks, 3, mode="both", merge=True)[0, 0].numpy()  # union of the regions' edges
-        out["edges/edge_bf2"] = edge_f_score(prob > 0.5, ref, tolerance=2)
+        out["edges/edge_bf2"] = score_edge_head(edge, item["label"], EDGE_REGIONS[method.writes], task)["bf2"]
     return out
+
+
+def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] = ("WT", "TC", "ET"),
+                    convention: str = "brats", threshold: float = 0.5) -> dict[str, float]:
+    """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges.
+
+    Two references: the head's training target, the union of the ``regions``' Sobel-support edges
+    (``label_to_edge(mode="both")``: the voxels on either side of each boundary, two voxels thick), and the thin
+    boundary, the union of each region's one-voxel inner boundary (``mask & ~erosion(mask)``). On small tumours
+    the target itself covers much of the tumour (nested regions, two voxels each), so the thin boundary is the
+    stricter test of "a boundary, not a blob".
+
+    Returns:
+        ``bf1``, ``bf2``: edge F-score at 1 and 2 voxels against the training target (the leaderboard's
+        ``edge_bf2``); ``thin_bf1``, ``thin_bf2``: the same against the thin boundary; ``interior``: the share of
+        predicted edge voxels (probability > ``threshold``) more than 2 voxels from every thin boundary (0 for a
+        boundary, large for a blob); ``thickness``: predicted edge voxels per thin-boundary voxel (about 2 for a
+        perfect copy of the target on large, well separated regions; more for a blob).
+    """
+    import torch
+    from scipy import ndimage
+
+    from transforms import label_to_edge
+
+    gt_img = nib.load(str(label))
+    gt = _regions(np.asarray(gt_img.dataobj), convention)
+    pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
+    masks = torch.as_tensor(np.stack([gt[r] for r in regions])[None])
+    target = label_to_edge(masks, 3, mode="both", merge=True)[0, 0].numpy() > 0
+    thin = np.zeros_like(target)
+    for r in regions:
+        thin |= gt[r] & ~ndimage.binary_erosion(gt[r])
+    far = ndimage.distance_transform_edt(~thin) > 2 if thin.any() else np.ones_like(thin)
+    return {"bf1": edge_f_score(pred, target, tolerance=1), "bf2": edge_f_score(pred, target, tolerance=2),
+            "thin_bf1": edge_f_score(pred, thin, tolerance=1), "thin_bf2": edge_f_score(pred, thin, tolerance=2),
+            "interior": float(far[pred].mean()) if pred.any() else float("nan"),
+            "thickness": float(pred.sum() / thin.sum()) if thin.any() else float("nan")}
 
 
 class PeakMemory:

@@ -126,3 +126,28 @@ def test_cli_overrides_reach_every_method(monkeypatch, tmp_path):
     assert seen["extra"] == {"roi_size": [32, 32, 16], "spacing": [3.0, 3.0, 4.5], "num_samples": 1, "cache": "none"}
     with pytest.raises(SystemExit):
         main(["--task", "kits", "--out", str(tmp_path), "--set", "spacing"])
+
+
+def _nifti(array, path):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(array, np.diag([1.0, 1.0, 1.0, 1.0])), str(path))
+    return path
+
+
+def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
+    from scipy import ndimage
+
+    from edge_networks.leaderboard import score_edge_head
+
+    zz, yy, xx = np.mgrid[:40, :40, :40]
+    ball = (zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 12 ** 2
+    label = _nifti(ball.astype(np.uint8) * 2, tmp_path / "seg.nii.gz")  # a WT-only (oedema) tumour
+    thin = ball & ~ndimage.binary_erosion(ball)
+    boundary = score_edge_head(_nifti(thin.astype(np.float32), tmp_path / "thin.nii.gz"), label, regions=("WT",))
+    assert boundary["thin_bf1"] == pytest.approx(1.0) and boundary["interior"] == 0.0
+    assert boundary["thickness"] == pytest.approx(1.0)
+    blob = score_edge_head(_nifti(ball.astype(np.float32), tmp_path / "blob.nii.gz"), label, regions=("WT",))
+    assert blob["interior"] > 0.4 and blob["thin_bf2"] < 0.8 and blob["thickness"] > 5
+    # against the Sobel target (either side of the boundary): the thin boundary is within 2 voxels of all of it
+    assert boundary["bf2"] == pytest.approx(1.0) and blob["bf2"] < boundary["bf2"]
