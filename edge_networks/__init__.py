@@ -12,13 +12,14 @@ The networks and losses are importable from here (``edge_networks.EGCNN`` in con
 """
 
 from .losses import BalancedBCEWithLogitsLoss, BoundaryAwareLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
-from .nets import EGCNN, BoundaryAwareNet
+from .nets import EGCNN, BoundaryAwareNet, CENet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EGCNN",
     "BoundaryAwareNet",
+    "CENet",
     "BalancedBCEWithLogitsLoss",
     "BoundaryAwareLoss",
     "DualTaskConsistencyLoss",

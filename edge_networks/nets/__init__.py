@@ -1,14 +1,20 @@
-"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`), the MONAI backbones they plug into
-(:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
+"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`), the MONAI backbones they
+plug into (:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
 
-from .backbones import BACKBONES, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
+from .backbones import BACKBONES, CENetBackbone, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
 from .blocks import EdgeGatedLayer, interpolate_to, replace_batchnorm_with_groupnorm
 from .boundary_aware import BoundaryAwareNet
+from .cenet import CENet, CENetDecoderBlock, DACBlock, RMPBlock
 from .egcnn import EGCNN
 
 __all__ = [
     "EGCNN",
     "BoundaryAwareNet",
+    "CENet",
+    "DACBlock",
+    "RMPBlock",
+    "CENetDecoderBlock",
+    "CENetBackbone",
     "BACKBONES",
     "SegResNetBackbone",
     "UNetBackbone",

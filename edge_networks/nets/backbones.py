@@ -21,7 +21,7 @@ from monai.networks.nets import BasicUNet, SegResNet, VNet
 
 from .blocks import replace_batchnorm_with_groupnorm
 
-__all__ = ["SegResNetBackbone", "UNetBackbone", "VNetBackbone", "BACKBONES", "build_backbone"]
+__all__ = ["SegResNetBackbone", "UNetBackbone", "VNetBackbone", "CENetBackbone", "BACKBONES", "build_backbone"]
 
 
 class SegResNetBackbone(nn.Module):
@@ -148,7 +148,35 @@ class VNetBackbone(nn.Module):
         return n.out_tr(u), [out16, out32, out64, out128, out256], first_up
 
 
-BACKBONES = {"segresnet": SegResNetBackbone, "unet": UNetBackbone, "vnet": VNetBackbone}
+class CENetBackbone(nn.Module):
+    """CE-Net (Gu et al. 2019, :class:`~edge_networks.nets.cenet.CENet`) as a main stream: the first encoder EG-CNN's
+    authors did not try. Its finest "skip" is the head's 32-channel map at input size (the ResNet encoder has no
+    feature map at full resolution); the others are the stem (1/2), the stages (1/4 .. 1/16) and the context
+    extractor (1/32). Inputs divisible by 32."""
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        norm: str | tuple = "batch",
+        pool_sizes: Sequence[int] = (2, 3, 5, 6),
+        pretrained_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        from .cenet import CENet
+
+        self.net = CENet(spatial_dims, in_channels, out_channels, norm=norm, pool_sizes=pool_sizes,
+                         pretrained_path=pretrained_path)
+        self.skip_channels = list(self.net.skip_channels)
+        self.first_up_channels = self.net.first_up_channels
+        self.divisor = self.net.divisor
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        return self.net.features(x)
+
+
+BACKBONES = {"segresnet": SegResNetBackbone, "unet": UNetBackbone, "vnet": VNetBackbone, "cenet": CENetBackbone}
 
 
 def build_backbone(name: str, spatial_dims: int, in_channels: int, out_channels: int, **kwargs) -> nn.Module:

@@ -1,0 +1,164 @@
+"""CE-Net: the authors' parameter count, torchvision ResNet-34 weights, DAC/RMP against explicit formulas, 2D/3D
+shapes, scripting and ONNX, and CE-Net as EG-CNN's backbone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from edge_networks.nets.cenet import CENet, DACBlock, RMPBlock
+from edge_networks.nets.egcnn import EGCNN
+
+AUTHORS_PARAMS = 29_003_093  # CE_Net_(num_classes=1) of the authors' networks/cenet.py (commit 5ca9bcc)
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_count_equals_the_authors_model():
+    # independent count: torchvision's ResNet-34 without its classifier + the released layer list
+    tv = torchvision.models.resnet34(weights=None)
+    encoder = sum(p.numel() for n, p in tv.named_parameters() if not n.startswith("fc."))
+
+    def conv(i, o, k):
+        return i * o * k * k + o  # every non-encoder convolution has a bias
+
+    def decoder(i, n):
+        return conv(i, i // 4, 1) + conv(i // 4, i // 4, 3) + conv(i // 4, n, 1) + 2 * (i // 4 + i // 4 + n)
+
+    released = (encoder + 3 * conv(512, 512, 3) + conv(512, 512, 1) + conv(512, 1, 1)
+                + decoder(516, 256) + decoder(256, 128) + decoder(128, 64) + decoder(64, 64)
+                + conv(64, 32, 4) + conv(32, 32, 3) + conv(32, 1, 3))
+    assert released == AUTHORS_PARAMS
+    net = CENet(2, 3, 1)
+    assert _count(net) == AUTHORS_PARAMS
+    assert _count(net.encoder) == encoder == 21_284_672
+
+
+def test_torchvision_resnet34_weights_load_into_the_encoder(tmp_path):
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet34(weights=None).eval()
+    path = tmp_path / "resnet34.pth"
+    torch.save(tv.state_dict(), path)
+    net = CENet(2, 3, 1, pretrained_path=str(path)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
+        enc = net.encoder
+        ours = enc.layer4(enc.layer3(enc.layer2(enc.layer1(enc.maxpool(enc.act(enc.bn1(enc.conv1(x))))))))
+    torch.testing.assert_close(ours, ref)
+    # one grey channel: the RGB filters summed
+    grey = CENet(2, 1, 1, pretrained_path=str(path))
+    torch.testing.assert_close(grey.encoder.conv1.weight, tv.conv1.weight.sum(1, keepdim=True))
+    torch.save({"state_dict": {"module." + k: v for k, v in tv.state_dict().items()}}, tmp_path / "ckpt.pt")
+    wrapped = CENet(2, 3, 1, pretrained_path=str(tmp_path / "ckpt.pt"))
+    torch.testing.assert_close(wrapped.encoder.layer3[0].conv1.weight, tv.layer3[0].conv1.weight)
+
+
+def test_bad_pretrained_weights_are_refused(tmp_path):
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match="r18.pth.*resnet34"):
+        CENet(2, 3, 1, pretrained_path=str(tmp_path / "r18.pth"))
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="other.pth"):
+        CENet(2, 3, 1, pretrained_path=str(tmp_path / "other.pth"))
+    with pytest.raises(ValueError, match="3D"):
+        CENet(3, 3, 1, pretrained_path=str(tmp_path / "r18.pth"))
+
+
+def test_dac_block_shares_weights_as_written():
+    torch.manual_seed(0)
+    block = DACBlock(2, 4)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    assert _count(block) == 3 * (4 * 4 * 9 + 4) + 4 * 4 + 4
+    x = torch.randn(1, 4, 9, 9)
+
+    def c(m, t, d):  # d = 0: the 1x1 convolution
+        return F.conv2d(t, m.weight, m.bias, padding=d, dilation=max(d, 1))
+
+    d1 = c(block.dilate1, x, 1)
+    c1 = block.conv1x1
+    expected = (x + F.relu(d1) + F.relu(c(c1, c(block.dilate3, x, 3), 0))
+                + F.relu(c(c1, c(block.dilate3, d1, 3), 0))
+                + F.relu(c(c1, c(block.dilate5, c(block.dilate3, d1, 3), 5), 0)))
+    torch.testing.assert_close(block(x), expected)
+    assert all(float(m.bias.abs().sum()) == 0 for m in DACBlock(3, 4).modules() if isinstance(m, torch.nn.Conv3d))
+
+
+def test_rmp_block_matches_the_paper_and_pools_small_maps_whole():
+    torch.manual_seed(0)
+    block = RMPBlock(2, 8)
+    x = torch.randn(2, 8, 14, 14)  # CE-Net's 448x448 input at 1/32
+    out = block(x)
+    assert out.shape == (2, 12, 14, 14)
+    torch.testing.assert_close(out[:, 4:], x)
+    for i, k in enumerate((2, 3, 5, 6)):
+        ref = F.interpolate(block.conv(F.max_pool2d(x, k, k)), size=(14, 14), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(out[:, i : i + 1], ref)
+    small = torch.randn(1, 8, 4, 3, 2)  # 3D: every pool larger than some axis
+    out3 = RMPBlock(3, 8)(small)
+    assert out3.shape == (1, 12, 4, 3, 2)
+    whole = F.max_pool3d(small, (4, 3, 2), (4, 3, 2))  # the 5 and 6 pools cover every axis
+    torch.testing.assert_close(out3[:, 2:3], out3[:, 3:4])
+    assert whole.shape[2:] == (1, 1, 1)
+
+
+@pytest.mark.parametrize("spatial_dims,shape", [(2, (64, 96)), (3, (32, 32, 64))])
+def test_shapes_and_divisibility(spatial_dims, shape):
+    net = CENet(spatial_dims, 2, 3, norm=("group", {"num_groups": 8})).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 2, *shape)).shape == (1, 3, *shape)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        net(torch.randn(1, 2, *([48] * spatial_dims)))
+
+
+def test_scripts_and_exports_to_onnx_with_equal_outputs(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = CENet(2, 3, 1).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        eager = net(x)
+        torch.testing.assert_close(torch.jit.script(net)(x), eager)
+    path = tmp_path / "cenet.onnx"
+    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["pred"], dynamo=True)
+    onnx_out = ort.InferenceSession(str(path)).run(None, {"image": x.numpy()})[0]
+    torch.testing.assert_close(torch.as_tensor(onnx_out), eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_cenet_as_egcnn_backbone(spatial_dims):
+    shape = (64, 64) if spatial_dims == 2 else (32, 32, 32)
+    net = EGCNN(spatial_dims, 1, 2, backbone="cenet", backbone_kwargs={"norm": ("group", {"num_groups": 8})},
+                edge_channels=8).train()
+    sizes = []
+    hooks = [g.register_forward_hook(lambda mod, inp, out: sizes.append(tuple(out.shape[2:]))) for g in net.gates]
+    out = net(torch.randn(2, 1, *shape))
+    for h in hooks:
+        h.remove()
+    assert out.shape == (2, 4, *shape)  # seg + edge logits
+    # one gate per resolution from 1/16 to the input: 1/16, 1/8, 1/4, 1/2, 1
+    assert sizes == [tuple(s // f for s in shape) for f in (16, 8, 4, 2, 1)]
+    out.sum().backward()
+    assert net.gates[0].conv_psi.weight.grad.abs().sum() > 0 and net.main.net.dac.dilate1.weight.grad.abs().sum() > 0
+
+
+def test_forward_wiring_follows_the_released_network():
+    """Stem, stages, DAC then RMP, decoders with additive skips d4 + e3, d3 + e2, d2 + e1, then the head."""
+    torch.manual_seed(0)
+    net = CENet(2, 3, 2).eval()
+    x = torch.randn(1, 3, 64, 64)
+    enc = net.encoder
+    with torch.no_grad():
+        e1 = enc.layer1(enc.maxpool(F.relu(enc.bn1(enc.conv1(x)))))
+        e2 = enc.layer2(e1)
+        e3 = enc.layer3(e2)
+        center = net.rmp(net.dac(enc.layer4(e3)))
+        d1 = net.decoder1(net.decoder2(net.decoder3(net.decoder4(center) + e3) + e2) + e1)
+        head = net.final_conv3(F.relu(net.final_conv2(F.relu(net.final_deconv(d1)))))
+        torch.testing.assert_close(net(x), head)
