@@ -3,6 +3,7 @@
     python -m edge_networks.leaderboard --task brats|kits [--difficulty hard] [--seeds 3] [--epochs 30]
         [--cases 24] [--shape 96 96 64] [--methods segresnet egcnn_segresnet ...] --out DIR
     python -m edge_networks.leaderboard --task brats --smoke --out DIR     # under 3 minutes on 2 CPU cores
+    [--minutes M]  [--roi-size X Y Z]  [--held-out 0.33]  [--set KEY=JSON ...]  [--small]
 
 One synthetic dataset (the task's generator, ``--difficulty``), one split (``prepare_datalist``, seeded), and for
 each method and seed the method's bundle configs with overrides (``train.json`` for training,
@@ -12,13 +13,17 @@ Dice, HD95 in mm (the image's spacing), boundary F-score at 1 and 2 voxels, and 
 its own F-score at 2 voxels (its saved map, the maximum over its edge channels, at 0.5 against the union of the
 regions' Sobel-support edges; the same value on each region's row). Per method: parameters, seconds per
 training iteration (wall time over iterations, the final validation included), seconds per whole-volume
-inference (edge maps written too where there is an edge head). For every edge method, the paired difference to
-its own baseline over (case, seed) pairs with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per
-method and region), ``paired.csv``, ``leaderboard.md``, ``leaderboard.json`` and ``per_case.csv``.
+inference (edge maps written too where there is an edge head), and peak memory of training and of inference
+(:class:`PeakMemory`). For every edge method, the paired difference to its own baseline over (case, seed) pairs
+with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method and region), ``paired.csv``,
+``leaderboard.md``, ``leaderboard.json``, ``per_case.csv``, ``leaderboard.png`` (:func:`plot_leaderboard`) and
+``montage.png`` (one held-out case segmented by every method, with the edge heads' maps).
 
-Registered methods (``METHODS``): the plain SegResNet, U-Net and V-Net (EG-CNN's bundle with the edge stream
-off: exactly MONAI's networks), EG-CNN on each, and the 3D boundary-aware network against its own no-edge-loss
-ablation (BraTS); later methods add rows here.
+Registered methods (``METHODS``): the plain SegResNet, U-Net, V-Net and CE-Net (EG-CNN's bundle with the edge
+stream off: exactly MONAI's networks, and CE-Net in 3D), EG-CNN on each, and for BraTS the boundary-aware network
+against its own no-edge-loss ablation, in 3D and in 2D on axial slices (the paper's setting; the 2D network runs
+slice by slice over the same volumes and is scored on the same 3D label maps). CE-Net needs crops divisible by 32.
+Later methods add rows here.
 """
 
 from __future__ import annotations
@@ -60,15 +65,19 @@ class Method:
     writes: str = "brats"  # "brats" (labels 1/2/4), "tc" (1 = tumour core), "kits" (1 kidney, 2 tumour)
 
 
-_SMALL_BACKBONE = {"segresnet": {"init_filters": 8}, "unet": {"features": [8, 8, 16, 16, 32, 8]}, "vnet": {}}
+# CE-Net's widths are the paper's (ResNet-34) in every profile; GroupNorm for 3D batches of one or two crops
+_CENET = {"norm": ["group", {"num_groups": 8}]}
+_SMALL_BACKBONE = {"segresnet": {"init_filters": 8}, "unet": {"features": [8, 8, 16, 16, 32, 8]}, "vnet": {},
+                   "cenet": _CENET}
 
 
 def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
     out = {}
-    for backbone in ("segresnet", "unet", "vnet"):
-        plain = {"backbone": backbone, "edge_stream": False}
+    for backbone in ("segresnet", "unet", "vnet", "cenet"):
+        kwargs = {"backbone_kwargs": _CENET} if backbone == "cenet" else {}
+        plain = {"backbone": backbone, "edge_stream": False, **kwargs}
         out[backbone] = Method(bundle, plain, None, writes)
-        out[f"egcnn_{backbone}"] = Method(bundle, {"backbone": backbone}, backbone, writes)
+        out[f"egcnn_{backbone}"] = Method(bundle, {"backbone": backbone, **kwargs}, backbone, writes)
     return out
 
 
@@ -113,7 +122,7 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
     configs = BUNDLES / method.bundle / "configs"
     wf = ConfigWorkflow(config_file=str(configs / ("train.json" if kind == "train" else "inference.json")),
                         meta_file=str(configs / "metadata.json"), workflow_type=kind, bundle_root=str(root),
-                        num_workers=0, **method.overrides, **extra)
+                        num_workers=0, **{**method.overrides, **extra})
     wf.initialize()
     return wf
 

@@ -144,6 +144,17 @@ def _norm(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:
     return get_norm_layer(norm, spatial_dims, channels)
 
 
+def _replace_batchnorms(module: nn.Module, norm: str | tuple, spatial_dims: int) -> nn.Module:
+    """Swap every BatchNorm of ``module`` for ``norm`` in place (MONAI 1.6's ResNet applies its ``norm`` argument
+    to the stem only; its stages keep BatchNorm)."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, _norm(norm, spatial_dims, child.num_features))
+        else:
+            _replace_batchnorms(child, norm, spatial_dims)
+    return module
+
+
 class CENetDecoderBlock(nn.Module):
     """CE-Net's decoder block: 1x1 to ``in_channels // 4``, 3x3 transposed convolution stride 2, 1x1 to
     ``out_channels``; each followed by the norm and ReLU.
@@ -239,6 +250,8 @@ class CENet(nn.Module):
         self.encoder = ResNet("basic", [3, 4, 6, 3], filters, spatial_dims=spatial_dims, n_input_channels=in_channels,
                               conv1_t_size=7, conv1_t_stride=2, shortcut_type="B", bias_downsample=False,
                               feed_forward=False, norm=norm)
+        if not (isinstance(norm, str) and norm.lower() == "batch"):
+            _replace_batchnorms(self.encoder, norm, spatial_dims)
         if pretrained_path:
             load_torchvision_resnet34(self.encoder, pretrained_path, in_channels)
         self.dac = DACBlock(spatial_dims, filters[3])

@@ -110,6 +110,8 @@ def test_rmp_block_matches_the_paper_and_pools_small_maps_whole():
 @pytest.mark.parametrize("spatial_dims,shape", [(2, (64, 96)), (3, (32, 32, 64))])
 def test_shapes_and_divisibility(spatial_dims, shape):
     net = CENet(spatial_dims, 2, 3, norm=("group", {"num_groups": 8})).eval()
+    norms = {type(m).__name__ for m in net.modules() if "Norm" in type(m).__name__}
+    assert norms == {"GroupNorm"}, f"the encoder's stages must follow norm= too: {norms}"
     with torch.no_grad():
         assert net(torch.randn(1, 2, *shape)).shape == (1, 3, *shape)
     with pytest.raises(ValueError, match="divisible by 32"):
