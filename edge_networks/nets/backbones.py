@@ -20,6 +20,7 @@ import torch.nn as nn
 from monai.networks.nets import BasicUNet, SegResNet, VNet
 
 from .blocks import replace_batchnorm_with_groupnorm
+from .cenet import CENet
 
 __all__ = ["SegResNetBackbone", "UNetBackbone", "VNetBackbone", "CENetBackbone", "BACKBONES", "build_backbone"]
 
@@ -152,22 +153,12 @@ class CENetBackbone(nn.Module):
     """CE-Net (Gu et al. 2019, :class:`~edge_networks.nets.cenet.CENet`) as a main stream: the first encoder EG-CNN's
     authors did not try. Its finest "skip" is the head's 32-channel map at input size (the ResNet encoder has no
     feature map at full resolution); the others are the stem (1/2), the stages (1/4 .. 1/16) and the context
-    extractor (1/32). Inputs divisible by 32."""
+    extractor (1/32). Inputs divisible by 32. ``kwargs``: :class:`CENet`'s (``norm``, ``pool_sizes``,
+    ``pretrained_path``)."""
 
-    def __init__(
-        self,
-        spatial_dims: int = 2,
-        in_channels: int = 3,
-        out_channels: int = 1,
-        norm: str | tuple = "batch",
-        pool_sizes: Sequence[int] = (2, 3, 5, 6),
-        pretrained_path: str | None = None,
-    ) -> None:
+    def __init__(self, spatial_dims: int = 2, in_channels: int = 3, out_channels: int = 1, **kwargs) -> None:
         super().__init__()
-        from .cenet import CENet
-
-        self.net = CENet(spatial_dims, in_channels, out_channels, norm=norm, pool_sizes=pool_sizes,
-                         pretrained_path=pretrained_path)
+        self.net = CENet(spatial_dims, in_channels, out_channels, **kwargs)
         self.skip_channels = list(self.net.skip_channels)
         self.first_up_channels = self.net.first_up_channels
         self.divisor = self.net.divisor
