@@ -151,3 +151,15 @@ def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
     assert blob["interior"] > 0.4 and blob["thin_bf2"] < 0.8 and blob["thickness"] > 5
     # against the Sobel target (either side of the boundary): the thin boundary is within 2 voxels of all of it
     assert boundary["bf2"] == pytest.approx(1.0) and blob["bf2"] < boundary["bf2"]
+
+
+def test_time_budget_run_validates_saves_and_scores(tmp_path):
+    """``--minutes``: the run stops after the first epoch, still validates once (which writes model.pt) and is
+    scored; the table says how many epochs it reached."""
+    run_leaderboard("brats", tmp_path, ["segresnet"], epochs=5, cases=6, shape=(40, 40, 28), small=True,
+                    extra={"roi_size": [32, 32, 32]}, minutes=1e-4, montage=False)
+    assert (tmp_path / "runs" / "segresnet_seed0" / "models" / "model.pt").is_file()
+    with open(tmp_path / "leaderboard.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {int(float(r["epochs"])) for r in table} == {1}
+    assert "up to 5 epochs in 0.0001 min" in (tmp_path / "leaderboard.md").read_text()
