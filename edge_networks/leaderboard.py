@@ -298,14 +298,19 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     if unknown:
         raise ValueError(f"unknown {task} method(s) {sorted(unknown)}; registered: {sorted(METHODS[task])}")
     data = out / "data"
-    if task == "brats":
-        layout = "brats2021"
-        shape = tuple(shape or (96, 96, 64))
-        write_brats_dataset(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
-    else:
-        layout = "kits19"
-        shape = tuple(shape or (48, 192, 192))
-        write_kits_dataset(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
+    layout = "brats2021" if task == "brats" else "kits19"
+    shape = tuple(shape or ((96, 96, 64) if task == "brats" else (48, 192, 192)))
+    # a second call on the same folder resumes: the data is kept, finished runs (run.json) are not trained again
+    setting = {"task": task, "cases": cases, "shape": list(shape), "difficulty": difficulty, "epochs": epochs,
+               "small": small, "extra": extra or {}, "minutes": minutes, "val_fraction": val_fraction}
+    saved = out / "setting.json"
+    if saved.is_file() and json.loads(saved.read_text()) != setting:
+        raise ValueError(f"{out} holds a leaderboard with other settings ({saved}: {saved.read_text().strip()}); "
+                         "use a new --out folder")
+    if not saved.is_file() or not (out / "datalist.json").is_file():
+        writer = write_brats_dataset if task == "brats" else write_kits_dataset
+        writer(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
+        saved.write_text(json.dumps(setting))
     datalist = prepare_datalist(layout, data, out / "datalist.json", seed=0, val_fraction=val_fraction)
     held_out = datalist["validation"]
     rows, info = [], {}
@@ -322,32 +327,14 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                         {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16})
         for seed in range(seeds):
             root = out / "runs" / f"{name}_seed{seed}"
-            t0 = time.perf_counter()
-            wf = _workflow(method, "train", root, dataset_dir=str(data),
-                           data_list_file_path=str(out / "datalist.json"), epochs=epochs, val_interval=epochs,
-                           seed=seed, **over)
-            params = sum(p.numel() for p in wf.network_def.parameters())
-            if minutes:
-                _time_budget(wf, minutes)
-            with PeakMemory() as train_mem:  # the training loop and its validation
-                wf.run()
-                reached = int(wf.trainer.state.epoch)
-                if reached < epochs:  # stopped by the budget: the one validation saves model.pt
-                    wf.parser.get_parsed_content("validate#evaluator").run(reached)
-            iterations = int(wf.trainer.state.iteration)
-            wf.finalize()
-            train_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
             edges = method.overrides.get("edge_stream", True) and method.writes in EDGE_REGIONS
-            wf = _workflow(method, "infer", root, output_dir=str(root / "pred"), save_edges=bool(edges),
-                           datalist=[{"image": it["image"]} for it in held_out], **over)
-            with PeakMemory() as infer_mem:
-                wf.run()
-            wf.finalize()
-            infer_s = (time.perf_counter() - t0) / max(len(held_out), 1)
-            runs = info.setdefault(name, [])
-            runs.append({"params": params, "epochs": reached, "s_per_iteration": train_s / max(iterations, 1),
-                         "s_per_volume": infer_s, "train_peak_mib": train_mem.mib, "infer_peak_mib": infer_mem.mib})
+            done = root / "run.json"
+            if done.is_file():
+                info.setdefault(name, []).append(json.loads(done.read_text()))
+            else:
+                info.setdefault(name, []).append(_train_and_infer(method, root, data, out, held_out, epochs, seed,
+                                                                  over, minutes, bool(edges)))
+                done.write_text(json.dumps(info[name][-1]))
             for item in held_out:
                 pred = next((root / "pred").glob(f"{item['case_id']}*_seg.nii.gz"))
                 edge = next((p for p in (root / "pred").glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
@@ -360,6 +347,36 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     if montage and held_out:
         write_montage(task, out, methods, held_out[0])
     return summary
+
+
+def _train_and_infer(method: Method, root: Path, data: Path, out: Path, held_out: list, epochs: int, seed: int,
+                     over: dict, minutes: float | None, edges: bool) -> dict:
+    """One run: train through the bundle's ``train.json``, segment ``held_out`` with ``inference.json``; returns
+    the run's cost (parameters, epochs reached, s/iteration, s/volume, peak memory)."""
+    t0 = time.perf_counter()
+    wf = _workflow(method, "train", root, dataset_dir=str(data),
+                   data_list_file_path=str(out / "datalist.json"), epochs=epochs, val_interval=epochs,
+                   seed=seed, **over)
+    params = sum(p.numel() for p in wf.network_def.parameters())
+    if minutes:
+        _time_budget(wf, minutes)
+    with PeakMemory() as train_mem:  # the training loop and its validation
+        wf.run()
+        reached = int(wf.trainer.state.epoch)
+        if reached < epochs:  # stopped by the budget: the one validation saves model.pt
+            wf.parser.get_parsed_content("validate#evaluator").run(reached)
+    iterations = int(wf.trainer.state.iteration)
+    wf.finalize()
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    wf = _workflow(method, "infer", root, output_dir=str(root / "pred"), save_edges=edges,
+                   datalist=[{"image": it["image"]} for it in held_out], **over)
+    with PeakMemory() as infer_mem:
+        wf.run()
+    wf.finalize()
+    infer_s = (time.perf_counter() - t0) / max(len(held_out), 1)
+    return {"params": params, "epochs": reached, "s_per_iteration": train_s / max(iterations, 1),
+            "s_per_volume": infer_s, "train_peak_mib": train_mem.mib, "infer_peak_mib": infer_mem.mib}
 
 
 def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficulty, minutes=None) -> dict:

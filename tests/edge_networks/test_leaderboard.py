@@ -153,13 +153,21 @@ def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
     assert boundary["bf2"] == pytest.approx(1.0) and blob["bf2"] < boundary["bf2"]
 
 
-def test_time_budget_run_validates_saves_and_scores(tmp_path):
+def test_time_budget_run_validates_saves_scores_and_resumes(tmp_path):
     """``--minutes``: the run stops after the first epoch, still validates once (which writes model.pt) and is
-    scored; the table says how many epochs it reached."""
-    run_leaderboard("brats", tmp_path, ["segresnet"], epochs=5, cases=6, shape=(40, 40, 28), small=True,
-                    extra={"roi_size": [32, 32, 32]}, minutes=1e-4, montage=False)
-    assert (tmp_path / "runs" / "segresnet_seed0" / "models" / "model.pt").is_file()
+    scored; the table says how many epochs it reached. A second call on the folder resumes: finished runs are
+    scored again, not retrained; other settings are refused."""
+    kwargs = dict(epochs=5, cases=6, shape=(40, 40, 28), small=True, extra={"roi_size": [32, 32, 32]},
+                  minutes=1e-4, montage=False)
+    run_leaderboard("brats", tmp_path, ["segresnet"], **kwargs)
+    model = tmp_path / "runs" / "segresnet_seed0" / "models" / "model.pt"
+    assert model.is_file()
     with open(tmp_path / "leaderboard.csv") as f:
         table = list(csv.DictReader(f))
     assert {int(float(r["epochs"])) for r in table} == {1}
     assert "up to 5 epochs in 0.0001 min" in (tmp_path / "leaderboard.md").read_text()
+    first = (model.stat().st_mtime_ns, (tmp_path / "leaderboard.csv").read_text())
+    run_leaderboard("brats", tmp_path, ["segresnet"], **kwargs)
+    assert (model.stat().st_mtime_ns, (tmp_path / "leaderboard.csv").read_text()) == first
+    with pytest.raises(ValueError, match="other settings"):
+        run_leaderboard("brats", tmp_path, ["segresnet"], **{**kwargs, "cases": 7})
