@@ -303,6 +303,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     # a second call on the same folder resumes: the data is kept, finished runs (run.json) are not trained again
     setting = {"task": task, "cases": cases, "shape": list(shape), "difficulty": difficulty, "epochs": epochs,
                "small": small, "extra": extra or {}, "minutes": minutes, "val_fraction": val_fraction}
+    setting = json.loads(json.dumps(setting))  # as saved: tuples become lists
     saved = out / "setting.json"
     if saved.is_file() and json.loads(saved.read_text()) != setting:
         raise ValueError(f"{out} holds a leaderboard with other settings ({saved}: {saved.read_text().strip()}); "
