@@ -510,7 +510,7 @@ def write_montage(task: str, out: Path, methods: Sequence[str], item: dict, seed
 
     gt = np.asarray(nib.load(item["label"]).dataobj)
     images = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
-    image = np.asarray(nib.load(images[-1]).dataobj, dtype=np.float32)  # FLAIR (BraTS), the CT (KiTS)
+    image = np.asarray(nib.load(images[0]).dataobj, dtype=np.float32)  # FLAIR (BraTS layouts list it first), CT
     if image.ndim == 4:
         image = image[..., -1]
     axis = 0 if task == "kits" else 2  # KiTS 2019 stores the slices first
