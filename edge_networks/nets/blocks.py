@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 
-__all__ = ["EdgeGatedLayer", "interpolate_to", "replace_batchnorm_with_groupnorm"]
+__all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm"]
 
 
 def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -83,16 +83,33 @@ class EdgeGatedLayer(nn.Module):
         return self.w(e * alpha + e) if self.residual else e * alpha
 
 
+def norm_layer(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:
+    """MONAI's ``get_norm_layer``, with a GroupNorm's ``num_groups`` reduced to the largest divisor of ``channels``
+    not above it (CE-Net's first decoder block has 516 // 4 = 129 channels)."""
+    if isinstance(norm, (tuple, list)) and str(norm[0]).lower() == "group":
+        args = dict(norm[1]) if len(norm) > 1 else {}
+        wanted = int(args.get("num_groups", 8))
+        args["num_groups"] = max(g for g in range(1, min(wanted, channels) + 1) if channels % g == 0)
+        norm = ("group", args)
+    return get_norm_layer(norm, spatial_dims, channels)
+
+
+def replace_batchnorm(module: nn.Module, norm: str | tuple, spatial_dims: int) -> nn.Module:
+    """Swap every BatchNorm of ``module`` for ``norm`` (:func:`norm_layer`) in place. Returns ``module``.
+
+    MONAI's U-Net/V-Net have no norm option for EG-CNN's GroupNorm, and MONAI 1.6's ``ResNet`` applies its ``norm``
+    argument to the stem only (its stages keep BatchNorm)."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, norm_layer(norm, spatial_dims, child.num_features))
+        else:
+            replace_batchnorm(child, norm, spatial_dims)
+    return module
+
+
 def replace_batchnorm_with_groupnorm(module: nn.Module, spatial_dims: int, num_groups: int = 8) -> nn.Module:
     """Swap every BatchNorm of ``module`` for GroupNorm in place (EG-CNN's U-Net/V-Net use GroupNorm).
 
     ``num_groups`` is reduced to a divisor of the channel count where needed. Returns ``module``.
     """
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            channels = child.num_features
-            groups = max(g for g in range(1, min(num_groups, channels) + 1) if channels % g == 0)
-            setattr(module, name, get_norm_layer(("group", {"num_groups": groups}), spatial_dims, channels))
-        else:
-            replace_batchnorm_with_groupnorm(child, spatial_dims, num_groups)
-    return module
+    return replace_batchnorm(module, ("group", {"num_groups": num_groups}), spatial_dims)

@@ -37,7 +37,7 @@ Differences from the released code, each deliberate:
   crops) is pooled over its whole extent along that axis instead of failing as the released code does; inputs
   of 192 and more behave exactly as the authors'.
 - ``norm`` may replace BatchNorm (for example ``("group", {"num_groups": 16})`` for 3D batches of 1-2; in the
-  decoder a GroupNorm's groups drop to a divisor of the channels: 516 // 4 = 129); the default is the paper's
+  decoder a GroupNorm's groups drop to a divisor of the channels: 516 // 4 = 129 takes 3); the default is the paper's
   BatchNorm.
 
 The paper starts from ImageNet weights (``pretrained_path``: a local torchvision ``resnet34`` state dict, 2D
@@ -48,7 +48,6 @@ ablations only with pretraining; the backbone-only ablation is its nearest from-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,8 +55,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
-from monai.networks.layers.utils import get_norm_layer
 from monai.networks.nets import ResNet
+
+from .blocks import norm_layer, replace_batchnorm
 
 __all__ = ["CENet", "DACBlock", "RMPBlock", "CENetDecoderBlock", "load_torchvision_resnet34"]
 
@@ -134,27 +134,6 @@ class RMPBlock(nn.Module):
         return torch.cat(outs, dim=1)
 
 
-def _norm(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:
-    """MONAI's norm layer; a GroupNorm's groups are reduced to a divisor of ``channels`` (516 // 4 = 129 channels
-    in the first decoder block)."""
-    if isinstance(norm, (tuple, list)) and str(norm[0]).lower() == "group":
-        args = dict(norm[1]) if len(norm) > 1 else {}
-        args["num_groups"] = math.gcd(int(args.get("num_groups", 8)), channels)
-        norm = ("group", args)
-    return get_norm_layer(norm, spatial_dims, channels)
-
-
-def _replace_batchnorms(module: nn.Module, norm: str | tuple, spatial_dims: int) -> nn.Module:
-    """Swap every BatchNorm of ``module`` for ``norm`` in place (MONAI 1.6's ResNet applies its ``norm`` argument
-    to the stem only; its stages keep BatchNorm)."""
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            setattr(module, name, _norm(norm, spatial_dims, child.num_features))
-        else:
-            _replace_batchnorms(child, norm, spatial_dims)
-    return module
-
-
 class CENetDecoderBlock(nn.Module):
     """CE-Net's decoder block: 1x1 to ``in_channels // 4``, 3x3 transposed convolution stride 2, 1x1 to
     ``out_channels``; each followed by the norm and ReLU.
@@ -172,12 +151,12 @@ class CENetDecoderBlock(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         mid = in_channels // 4
         self.conv1 = conv(in_channels, mid, kernel_size=1)
-        self.norm1 = _norm(norm, spatial_dims, mid)
+        self.norm1 = norm_layer(norm, spatial_dims, mid)
         self.deconv2 = Conv[Conv.CONVTRANS, spatial_dims](mid, mid, kernel_size=3, stride=2, padding=1,
                                                           output_padding=1)
-        self.norm2 = _norm(norm, spatial_dims, mid)
+        self.norm2 = norm_layer(norm, spatial_dims, mid)
         self.conv3 = conv(mid, out_channels, kernel_size=1)
-        self.norm3 = _norm(norm, spatial_dims, out_channels)
+        self.norm3 = norm_layer(norm, spatial_dims, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(self.conv1(x)))
@@ -251,7 +230,7 @@ class CENet(nn.Module):
                               conv1_t_size=7, conv1_t_stride=2, shortcut_type="B", bias_downsample=False,
                               feed_forward=False, norm=norm)
         if not (isinstance(norm, str) and norm.lower() == "batch"):
-            _replace_batchnorms(self.encoder, norm, spatial_dims)
+            replace_batchnorm(self.encoder, norm, spatial_dims)
         if pretrained_path:
             load_torchvision_resnet34(self.encoder, pretrained_path, in_channels)
         self.dac = DACBlock(spatial_dims, filters[3])
