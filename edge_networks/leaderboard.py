@@ -46,7 +46,7 @@ import numpy as np
 
 from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
-from .metrics import boundary_f_score, dice, edge_f_score, hd95
+from .metrics import boundary_f_score, dice, edge_map_scores, hd95
 
 __all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "PeakMemory",
            "plot_leaderboard", "write_montage", "main"]
@@ -153,7 +153,8 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
 
 def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] = ("WT", "TC", "ET"),
                     convention: str = "brats", threshold: float = 0.5) -> dict[str, float]:
-    """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges.
+    """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges
+    (:func:`edge_networks.metrics.edge_map_scores` on the files).
 
     Two references: the head's training target, the union of the ``regions``' Sobel-support edges
     (``label_to_edge(mode="both")``: the voxels on either side of each boundary, two voxels thick), and the thin
@@ -169,23 +170,15 @@ def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] 
         perfect copy of the target on large, well separated regions; more for a blob).
     """
     import torch
-    from scipy import ndimage
 
     from transforms import label_to_edge
 
     gt_img = nib.load(str(label))
     gt = _regions(np.asarray(gt_img.dataobj), convention)
     pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
-    masks = torch.as_tensor(np.stack([gt[r] for r in regions])[None])
-    target = label_to_edge(masks, 3, mode="both", merge=True)[0, 0].numpy() > 0
-    thin = np.zeros_like(target)
-    for r in regions:
-        thin |= gt[r] & ~ndimage.binary_erosion(gt[r])
-    far = ndimage.distance_transform_edt(~thin) > 2 if thin.any() else np.ones_like(thin)
-    return {"bf1": edge_f_score(pred, target, tolerance=1), "bf2": edge_f_score(pred, target, tolerance=2),
-            "thin_bf1": edge_f_score(pred, thin, tolerance=1), "thin_bf2": edge_f_score(pred, thin, tolerance=2),
-            "interior": float(far[pred].mean()) if pred.any() else float("nan"),
-            "thickness": float(pred.sum() / thin.sum()) if thin.any() else float("nan")}
+    masks = [gt[r] for r in regions]
+    target = label_to_edge(torch.as_tensor(np.stack(masks)[None]), 3, mode="both", merge=True)[0, 0].numpy()
+    return edge_map_scores(pred, masks, target > 0)
 
 
 class PeakMemory:

@@ -9,6 +9,7 @@ from .segmentation2d import (
     confusion,
     dice,
     edge_f_score,
+    edge_map_scores,
     hd95,
     jaccard,
     overlap_error,
@@ -23,6 +24,7 @@ from .segmentation2d import (
 )
 
 __all__ = [
+    "edge_map_scores",
     "PER_IMAGE_METRICS",
     "PerImageMetric",
     "accuracy",

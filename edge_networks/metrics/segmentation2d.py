@@ -28,6 +28,7 @@ from monai.metrics.confusion_matrix import get_confusion_matrix
 from scipy import ndimage
 
 __all__ = [
+    "edge_map_scores",
     "confusion",
     "dice",
     "jaccard",
@@ -165,6 +166,34 @@ def edge_f_score(pred_edges, ref_edges, tolerance: float = 2.0, empty: float = f
     precision = float((d_to_r[bp] <= tolerance).mean())
     recall = float((d_to_p[br] <= tolerance).mean())
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def edge_map_scores(pred_edges, regions: Sequence, target_edges, far: float = 2.0) -> dict[str, float]:
+    """How much an edge map (binary, e.g. an edge head's output at 0.5) is a boundary rather than a blob.
+
+    Args:
+        pred_edges: the predicted edge pixels/voxels.
+        regions: the reference region masks (nested regions allowed); their one-pixel inner boundaries
+            (``mask & ~erosion(mask)``, union) are the thin boundary.
+        target_edges: the edge map the head was trained towards (e.g. Sobel-support edges, two pixels thick).
+        far: distance (pixels) beyond which a predicted edge pixel counts as interior.
+
+    Returns:
+        ``bf1``, ``bf2``: :func:`edge_f_score` at 1 and 2 against ``target_edges``; ``thin_bf1``, ``thin_bf2``: the
+        same against the thin boundary; ``interior``: the share of predicted edge pixels more than ``far`` from
+        every thin boundary (0 for a boundary, large for a blob); ``thickness``: predicted edge pixels per
+        thin-boundary pixel.
+    """
+    pred, target = _bool(pred_edges), _bool(target_edges)
+    thin = np.zeros_like(pred)
+    for r in regions:
+        r = _bool(r)
+        thin |= r & ~ndimage.binary_erosion(r)
+    away = ndimage.distance_transform_edt(~thin) > far if thin.any() else np.ones_like(thin)
+    return {"bf1": edge_f_score(pred, target, 1), "bf2": edge_f_score(pred, target, 2),
+            "thin_bf1": edge_f_score(pred, thin, 1), "thin_bf2": edge_f_score(pred, thin, 2),
+            "interior": float(away[pred].mean()) if pred.any() else float("nan"),
+            "thickness": float(pred.sum() / thin.sum()) if thin.any() else float("nan")}
 
 
 def vertical_cdr(disc, cup, vertical_axis: int = -1) -> float:
