@@ -1,12 +1,13 @@
 """MONAI-style transforms of this project: edge ground truth, dataset label conventions, 2D image loading."""
 
 from .edges import LabelToEdge, LabelToEdged, label_to_edge, masks_from_labels, sobel_gradient_magnitude
-from .io import LoadImage2D, LoadImage2Dd
+from .io import LoadImage2D, LoadImage2Dd, SaveOverlayd, overlay_image
 from .labels import (
     BRATS_CONVENTIONS,
     BRATS_REGIONS,
     KITS_LABELS,
     KITS_REGIONS,
+    LAYOUT_MASK_TARGETS,
     BinariseSoftMap,
     BinariseSoftMapd,
     BratsRegionsToLabels,
@@ -23,9 +24,12 @@ from .labels import (
     EMMembranesd,
     KitsRegionsToLabels,
     KitsRegionsToLabelsd,
+    LayoutMask,
+    LayoutMaskd,
     ThresholdMask,
     ThresholdMaskd,
 )
+from .spatial import BrightestRegionCrop, BrightestRegionCropd, brightest_point
 
 __all__ = [
     "LabelToEdge",
@@ -55,6 +59,14 @@ __all__ = [
     "CombineMasksd",
     "EMMembranes",
     "EMMembranesd",
+    "LAYOUT_MASK_TARGETS",
+    "LayoutMask",
+    "LayoutMaskd",
     "LoadImage2D",
     "LoadImage2Dd",
+    "SaveOverlayd",
+    "overlay_image",
+    "BrightestRegionCrop",
+    "BrightestRegionCropd",
+    "brightest_point",
 ]

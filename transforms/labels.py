@@ -56,6 +56,9 @@ __all__ = [
     "CombineMasksd",
     "EMMembranes",
     "EMMembranesd",
+    "LAYOUT_MASK_TARGETS",
+    "LayoutMask",
+    "LayoutMaskd",
 ]
 
 BRATS_REGIONS = ("TC", "WT", "ET")
@@ -280,6 +283,91 @@ class EMMembranes(Transform):
         return convert_to_dst_type(_grey(img) < 128, img, dtype=torch.float32)[0]
 
 
+LAYOUT_MASK_TARGETS = ("foreground", "disc", "cup", "disc_cup", "indices")
+
+
+class LayoutMask(Transform):
+    """A 2D dataset's mask file(s) as loaded ``(C, *spatial)`` -> the training target, by the layout's convention.
+
+    One transform for every 2D layout of :mod:`edge_networks.data.layouts`, so that one bundle config serves all
+    the layouts of its task (``cenet_fundus_od``: ORIGA's JPEG masks, Messidor's and RIM-ONE's 0/255 PNGs, REFUGE's
+    0/128/255 BMPs, Drishti-GS soft maps, your own ``images_masks``):
+
+    ==================  =================================================================================
+    convention          conversion
+    ==================  =================================================================================
+    ``binary255``,      any channel ``>= 128`` (:class:`CombineMasks`): 0/255 files, colour-saved and JPEG
+    ``jpeg_mask``       masks, Montgomery's ``[left, right]`` pair (their union)
+    ``em``              membranes (``< 128``) as the foreground (:class:`EMMembranes`)
+    ``refuge``          disc (including cup) and cup channels (:class:`ConvertToDiscCup`)
+    ``soft_map``        ``[disc, cup]`` soft maps binarised at ``agreement`` (:class:`BinariseSoftMap`)
+    ``indices``         class indices kept (``target="indices"``) or ``> 0`` as the foreground
+    ==================  =================================================================================
+
+    Args:
+        layout: a 2D layout name (``"origa"``, ``"drive"``, ...).
+        target: ``"foreground"`` (one binary channel: the layout's only structure, or the disc of disc/cup
+            layouts), ``"disc"``, ``"cup"``, ``"disc_cup"`` (two channels) or ``"indices"`` (one channel of
+            class indices; ``indices`` layouts only). Defaults to ``"foreground"``.
+        agreement: Drishti-GS soft-map level (see :class:`BinariseSoftMap`). Defaults to ``"all"``.
+
+    Raises:
+        ValueError: an unknown or 3D layout, an unknown target, or a target the layout does not have (a cup from
+            a disc-only layout, indices from a binary one).
+
+    >>> LayoutMask("origa")(torch.tensor([[[0.0, 120.0, 140.0, 255.0]]]))  # JPEG mask: edges hold every value
+    tensor([[[0., 0., 1., 1.]]])
+    >>> LayoutMask("refuge", "cup")(torch.tensor([[[255.0, 128.0, 0.0]]]))
+    tensor([[[0., 0., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, layout: str, target: str = "foreground", agreement: str | float = "all") -> None:
+        from edge_networks.data.layouts import get_layout
+
+        lay = get_layout(layout)
+        if lay.spatial_dims != 2:
+            raise ValueError(f"LayoutMask is for the 2D layouts; {layout!r} is a {lay.spatial_dims}D layout")
+        if target not in LAYOUT_MASK_TARGETS:
+            raise ValueError(f"unknown target {target!r}; choose one of {list(LAYOUT_MASK_TARGETS)}")
+        conv = lay.label_convention
+        disc_cup = conv in ("refuge", "soft_map")
+        if target in ("cup", "disc_cup") and not disc_cup:
+            raise ValueError(f"layout {layout!r} has no cup annotation in its label files (target {target!r})")
+        if target == "indices" and conv != "indices":
+            raise ValueError(f"target 'indices' needs a class-index layout (images_masks); {layout!r} is {conv}")
+        self.layout, self.target = layout, target
+        self.channels: slice | None = None
+        if conv == "em":
+            self.convert: Transform = EMMembranes()
+        elif conv == "refuge":
+            self.convert = ConvertToDiscCup()
+        elif conv == "soft_map":
+            self.convert = BinariseSoftMap(agreement)
+        elif conv == "indices":
+            self.convert = _Indices(binary=target != "indices")
+        else:
+            self.convert = CombineMasks(128)
+        if disc_cup:
+            self.channels = {"cup": slice(1, 2), "disc_cup": slice(0, 2)}.get(target, slice(0, 1))
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        out = self.convert(img)
+        return out[self.channels] if self.channels is not None else out
+
+
+class _Indices(Transform):
+    """Class-index masks: the first channel's values (rounded), or ``> 0`` with ``binary``."""
+
+    def __init__(self, binary: bool) -> None:
+        self.binary = binary
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        t = convert_to_tensor(img, track_meta=False).float()[:1].round()
+        return convert_to_dst_type(t > 0 if self.binary else t, img, dtype=torch.float32)[0]
+
+
 class _Dict(MapTransform):
     """Applies one array transform to every key."""
 
@@ -382,3 +470,18 @@ class EMMembranesd(_Dict):
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.array_transform = EMMembranes()
+
+
+class LayoutMaskd(_Dict):
+    """Dictionary version of :class:`LayoutMask`.
+
+    >>> LayoutMaskd("label", layout="drive")({"label": torch.tensor([[[0.0, 255.0]]])})["label"]
+    tensor([[[0., 1.]]])
+    """
+
+    backend = LayoutMask.backend
+
+    def __init__(self, keys: KeysCollection, layout: str, target: str = "foreground", agreement: str | float = "all",
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = LayoutMask(layout, target, agreement)

@@ -13,8 +13,10 @@ from monai.handlers import from_engine
 from monai.inferers import Inferer
 from monai.utils import str2bool
 
+from ..data.image2d import output_stem
 from ..data.integrity import verify_datalist
 from ..data.layouts import build_datalist
+from ..data.prepare import prepare_datalist
 from ..data.split import split_datalist
 
 __all__ = [
@@ -26,8 +28,11 @@ __all__ = [
     "poly_lr",
     "cpu_supports_bf16",
     "AutocastInferer",
+    "FlipTTAInferer",
     "select_channel",
+    "with_roi",
     "case_name_formatter",
+    "image_subject",
     "foreground_slices",
 ]
 
@@ -66,15 +71,18 @@ def load_datalist(
     dataset_dir: str | None = None,
     data_list_file_path: str | None = None,
     seed: int = 0,
-    val_fraction: float = 0.2,
+    val_fraction: float | None = None,
     check: bool = True,
     num_workers: int = 1,
 ) -> dict[str, list[dict]]:
     """Training and validation items for a bundle, integrity-checked before any training starts.
 
     Reads ``data_list_file_path`` (a datalist JSON with ``training``/``validation``, e.g. from
-    ``edge_networks.data.prepare``) when given, else scans ``dataset_dir`` in ``layout`` and splits 80/20 by
-    ``seed``. Raises :class:`~edge_networks.data.DatasetIntegrityError` naming every bad file.
+    ``edge_networks.data.prepare``) when given, else scans ``dataset_dir`` in ``layout`` and splits it as
+    :func:`~edge_networks.data.prepare_datalist` does: the release's own split where it has one (test images are
+    never trained on; an official validation set is the validation side), else ``val_fraction`` of the labelled
+    cases by ``seed`` (default: the paper's split of the layout, else 20%).
+    Raises :class:`~edge_networks.data.DatasetIntegrityError` naming every bad file.
     """
     if data_list_file_path:
         with open(data_list_file_path) as f:
@@ -83,11 +91,13 @@ def load_datalist(
         base = Path(data_list_file_path).parent
         train, val = ([_absolute(it, base) for it in spec.get(k, [])] for k in ("training", "validation"))
         if not val:
-            train, val = split_datalist(train, val_fraction, seed)
+            train, val = split_datalist(train, val_fraction or 0.2, seed)
     else:
         if dataset_dir is None:
             raise ValueError("set dataset_dir (a dataset folder) or data_list_file_path (a datalist JSON)")
-        train, val = split_datalist(build_datalist(layout, dataset_dir), val_fraction, seed)
+        # the release's own split where it has one (DRIVE's test images are never trained on), else seeded
+        content = prepare_datalist(layout, dataset_dir, val_fraction=val_fraction, seed=seed, check=False)
+        train, val = content["training"], content["validation"]
     if check:
         train, _ = verify_datalist(train, layout, num_workers=num_workers)
         val, _ = verify_datalist(val, layout, num_workers=num_workers)
@@ -165,6 +175,103 @@ class AutocastInferer(Inferer):
         return self.inferer(inputs, autocast_network, *args, **kwargs)
 
 
+def _flip_variants(spatial_dims: int, rot90: bool) -> list[tuple[int, tuple[int, ...]]]:
+    """``(quarter turns in the first two spatial axes, flipped spatial axes)`` of each test-time variant."""
+    axes = list(range(spatial_dims))
+    flips = [tuple(a for a in axes if mask >> a & 1) for mask in range(2**spatial_dims)]
+    turns = (0, 1) if rot90 and spatial_dims == 2 else (0,)
+    return [(k, f) for k in turns for f in flips]
+
+
+class FlipTTAInferer(Inferer):
+    """Flip test-time augmentation: average the predictions of every flip (and, in 2D, every transposition).
+
+    CE-Net's test phase (Gu et al., TMI 2019, section III-A; ``TTAFrame`` in the authors' ``test_cenet.py``) predicts
+    each image 8 times -- the identity and its horizontal, vertical and both flips, of the image and of its 90-degree
+    rotation (the dihedral group of the square) -- and averages the 8 probability maps. In 3D the 8 variants are the
+    flips over the subsets of the three axes (no rotation). MONAI's ``TestTimeAugmentation`` draws random transforms
+    over a dataset; this is the deterministic, per-batch form the paper describes.
+
+    Each variant is run through the wrapped inferer, mapped back, turned into probabilities (``activation``) and
+    averaged; the result is returned as logits of the mean (``logit`` for sigmoid, ``log`` for softmax), so the
+    bundle's usual ``Activationsd`` + ``AsDiscreted`` post-processing applies unchanged.
+
+    Args:
+        inferer: the inferer to wrap (SimpleInferer, SlidingWindowInferer, AutocastInferer, ...).
+        activation: ``"sigmoid"`` (multi-label / binary outputs), ``"softmax"`` (one-hot classes) or ``None``
+            (average the raw outputs). Defaults to ``"sigmoid"``.
+        rot90: in 2D, also the 90-degree rotation (8 variants instead of 4). The input's two spatial sizes must
+            then be equal, or the network must accept both orders. Defaults to ``True``.
+        enabled: ``False`` runs the wrapped inferer once. Defaults to ``True``.
+
+    >>> import torch
+    >>> from monai.inferers import SimpleInferer
+    >>> tta = FlipTTAInferer(SimpleInferer(), activation=None)
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> torch.allclose(tta(x, lambda t: t), x)  # every variant mapped back: an equivariant network is unchanged
+    True
+    """
+
+    def __init__(self, inferer: Inferer, activation: str | None = "sigmoid", rot90: bool = True,
+                 enabled: bool = True) -> None:
+        super().__init__()
+        if activation not in ("sigmoid", "softmax", None):
+            raise ValueError(f"activation must be 'sigmoid', 'softmax' or None, got {activation!r}")
+        self.inferer = inferer
+        self.activation = activation
+        self.rot90 = rot90
+        self.enabled = enabled
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self.enabled:
+            return self.inferer(inputs, network, *args, **kwargs)
+        spatial_dims = inputs.ndim - 2
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"FlipTTAInferer takes (B, C, H, W[, D]) inputs, got shape {tuple(inputs.shape)}")
+        total: torch.Tensor | None = None
+        variants = _flip_variants(spatial_dims, self.rot90)
+        for turns, flips in variants:
+            x = inputs
+            if turns:
+                x = torch.rot90(x, turns, dims=(2, 3))
+            if flips:
+                x = torch.flip(x, dims=[a + 2 for a in flips])
+            y = self.inferer(x, network, *args, **kwargs)
+            if not isinstance(y, torch.Tensor):
+                raise TypeError(f"FlipTTAInferer averages tensor outputs; the network returned {type(y).__name__}")
+            if flips:
+                y = torch.flip(y, dims=[a + 2 for a in flips])
+            if turns:
+                y = torch.rot90(y, -turns, dims=(2, 3))
+            y = y.float()
+            if self.activation == "sigmoid":
+                y = torch.sigmoid(y)
+            elif self.activation == "softmax":
+                y = torch.softmax(y, dim=1)
+            total = y if total is None else total + y
+        assert total is not None
+        mean = total / len(variants)
+        if self.activation == "sigmoid":
+            return torch.logit(mean.clamp(1e-6, 1 - 1e-6))
+        if self.activation == "softmax":
+            return torch.log(mean.clamp_min(1e-12))
+        return mean
+
+
+def with_roi(roi_key: str, keys: Sequence[str] = ("pred", "label")) -> Callable:
+    """Metric ``output_transform``: ``(pred, label + roi channel)`` for ``PerImageMetric(roi_channel=True)`` -- the
+    region of interest (DRIVE's field-of-view mask, item key ``roi_key``) appended as the label's last channel, so
+    accuracy, sensitivity, specificity and AUC are computed inside it."""
+    get = from_engine([*keys, roi_key])
+
+    def transform(output: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        pred, label, roi = get(output)
+        return list(pred), [torch.cat([torch.as_tensor(y), (torch.as_tensor(r)[:1] > 0.5).to(torch.as_tensor(y).dtype)])
+                            for y, r in zip(label, roi)]
+
+    return transform
+
+
 def select_channel(index: int, keys: Sequence[str] = ("pred", "label")) -> Callable:
     """Metric ``output_transform``: the ``(pred, label)`` lists of an engine output, channel ``index`` only."""
     get = from_engine(list(keys))
@@ -182,6 +289,10 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
     Folder-per-case layouts (BraTS, KiTS19) take the case folder's name (``case_00003`` rather than
     ``imaging``); single-file layouts (Decathlon, plain datalists) take the file name without extension.
     """
+    from ..data.layouts import LAYOUTS
+
+    if layout in LAYOUTS and LAYOUTS[layout].spatial_dims == 2:
+        return lambda metadict, saver: {"subject": image_subject(metadict), "idx": metadict.get("patch_index")}
     per_folder = layout not in ("decathlon", "datalist")
 
     def formatter(metadict: dict, saver: Any) -> dict:
@@ -190,6 +301,13 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
         return {"subject": subject, "idx": metadict.get("patch_index")}
 
     return formatter
+
+
+def image_subject(meta: dict) -> str:
+    """Output name stem of a 2D image from its meta dict (:func:`edge_networks.data.image2d.output_stem`)."""
+    page = meta.get("page", -1)
+    page = int(page.item() if hasattr(page, "item") else page) if page is not None else -1
+    return output_stem(str(meta.get("filename_or_obj", "image")), page)
 
 
 def foreground_slices(axis: int = -1, keys: Sequence[str] = ("pred", "label")) -> Callable:

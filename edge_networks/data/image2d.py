@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_2D_SUFFIXES", "Image2D", "read_image_2d", "count_pages"]
+__all__ = ["IMAGE_2D_SUFFIXES", "Image2D", "read_image_2d", "count_pages", "output_stem"]
 
 IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom")
 _DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -155,3 +155,14 @@ def read_image_2d(path: str | os.PathLike, page: int | None = None) -> Image2D:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return Image2D(np.array(arr), (1.0, 1.0), False, path, page, notes)
+
+
+def output_stem(filename: str | os.PathLike, page: int | None = None) -> str:
+    """Name stem of the outputs of one 2D input: the file's stem, plus ``_<page>`` for a page of a multi-page TIFF
+    (ISBI 2012's ``train-volume.tif`` page 3 -> ``train-volume_03``).
+
+    >>> output_stem("/data/DRIVE/test/images/01_test.tif"), output_stem("train-volume.tif", 3)
+    ('01_test', 'train-volume_03')
+    """
+    stem = Path(str(filename)).stem
+    return f"{stem}_{int(page):02d}" if page is not None and int(page) >= 0 else stem

@@ -32,7 +32,7 @@ _BINARY = {
     "v_rand": lambda p, r, roi, kw: m.v_rand(p, r),
     "v_info": lambda p, r, roi, kw: m.v_info(p, r),
 }
-PER_IMAGE_METRICS = (*_BINARY, "vcdr_error")
+PER_IMAGE_METRICS = (*_BINARY, "vcdr_error", "layer_boundary_mae")
 
 
 def _spacing(img: torch.Tensor, b: int) -> list[float]:
@@ -56,7 +56,10 @@ class PerImageMetric(CumulativeIterationMetric):
         roi_channel: the last channel of ``y`` is a region of interest (DRIVE's FOV), not a class: the
             confusion-matrix metrics and AUC are computed inside it.
         kwargs: passed to the metric (``tolerance`` of ``boundary_f``, ``spacing`` of ``hd95``, ``empty``,
-            ``vertical_axis`` of ``vcdr_error``; ``threshold`` of ``thresholded_jaccard``, default 0.65).
+            ``vertical_axis`` of ``vcdr_error`` and ``layer_boundary_mae``; ``threshold`` of
+            ``thresholded_jaccard``, default 0.65). ``layer_boundary_mae`` takes one-hot class maps (OCT layers,
+            ``C`` classes) and gives, in channel ``k``, the depth error of the top boundary of class ``k`` (NaN in
+            channel 0, which has none).
             ``spacing="from_image"`` takes each image's voxel spacing from the affine of ``y_pred`` (a MONAI
             ``MetaTensor``), so HD95 is in mm as BraTS and KiTS report it (MONAI's ignite ``HausdorffDistance``
             handler passes no spacing: voxels).
@@ -90,6 +93,11 @@ class PerImageMetric(CumulativeIterationMetric):
             region = None if roi is None else roi[b]
             if from_image:
                 kwargs["spacing"] = _spacing(y_pred, b)
+            if self.name == "layer_boundary_mae":
+                k = y.shape[1]
+                errors = m.layer_boundary_mae(y_pred[b].argmax(0), y[b].argmax(0), k, **kwargs)
+                out.append([float("nan"), *errors])
+                continue
             if self.name == "vcdr_error":
                 if y.shape[1] != 2:
                     raise ValueError(f"vcdr_error takes 2 channels (disc, cup), got {y.shape[1]}")

@@ -42,6 +42,8 @@ __all__ = [
     "edge_f_score",
     "vertical_cdr",
     "vcdr_error",
+    "layer_boundary_positions",
+    "layer_boundary_mae",
     "thresholded_jaccard",
     "v_rand",
     "v_info",
@@ -218,6 +220,43 @@ def vertical_cdr(disc, cup, vertical_axis: int = -1) -> float:
 def vcdr_error(pred_disc, pred_cup, ref_disc, ref_cup, vertical_axis: int = -1) -> float:
     """Absolute vertical cup-to-disc ratio error (REFUGE's ranking metric, averaged over images)."""
     return abs(vertical_cdr(pred_disc, pred_cup, vertical_axis) - vertical_cdr(ref_disc, ref_cup, vertical_axis))
+
+
+def layer_boundary_positions(layers, num_classes: int, vertical_axis: int = -1) -> np.ndarray:
+    """Depth of each layer boundary in each A-scan (column) of a retinal OCT label map.
+
+    Boundary ``k`` (``1 <= k < num_classes``) is the top of layer ``k``: in each column, the number of pixels whose
+    class is below ``k`` -- the first row of class ``>= k`` when the layers are ordered top to bottom, and a
+    well-defined count when a prediction is not.
+
+    Args:
+        layers: class-index map, rows along ``vertical_axis`` (MONAI's x-first 2D order: ``-1``).
+        num_classes: classes, background (vitreous) included.
+        vertical_axis: the depth axis. Defaults to ``-1``.
+
+    Returns:
+        ``(num_classes - 1, columns)`` float array of positions in pixels.
+    """
+    lab = np.moveaxis(np.rint(_np(layers)).astype(np.int64), vertical_axis, -1)
+    if lab.ndim != 2:
+        raise ValueError(f"layers must be a 2D map, got shape {lab.shape}")
+    return np.stack([(lab < k).sum(-1) for k in range(1, num_classes)]).astype(np.float64)
+
+
+def layer_boundary_mae(pred_layers, ref_layers, num_classes: int, vertical_axis: int = -1) -> list[float]:
+    """CE-Net's OCT metric: the mean absolute error, in pixels over the columns, of each layer boundary's depth
+    (:func:`layer_boundary_positions`); one value per boundary ``1 .. num_classes - 1``.
+
+    >>> ref = np.array([[0, 0, 1, 1, 2], [0, 1, 1, 2, 2]]).T  # two columns, rows first: vertical_axis=0
+    >>> pred = np.array([[0, 1, 1, 1, 2], [0, 1, 1, 2, 2]]).T
+    >>> layer_boundary_mae(pred, ref, 3, vertical_axis=0)  # boundary 1 off by 1 px in one of 2 columns
+    [0.5, 0.0]
+    """
+    p = layer_boundary_positions(pred_layers, num_classes, vertical_axis)
+    r = layer_boundary_positions(ref_layers, num_classes, vertical_axis)
+    if p.shape != r.shape:
+        raise ValueError(f"prediction and reference differ in shape: {p.shape} vs {r.shape}")
+    return np.abs(p - r).mean(-1).tolist()
 
 
 def thresholded_jaccard(values: Sequence[float], threshold: float = 0.65) -> float:
