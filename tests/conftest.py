@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
-from tests.helpers import TINY_BRATS, TINY_KITS
+from edge_networks.data.synthetic.layouts2d import write_2d_dataset
+from tests.helpers import TINY_2D, TINY_BRATS, TINY_KITS
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,17 @@ def kits_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dataset_roots(brats_root, kits_root) -> dict[str, Path]:
+def image2d_roots(tmp_path_factory) -> dict[str, Path]:
+    """Tiny synthetic 2D datasets in the real releases' layouts, one per layout the 2D bundles train on (see
+    ``TINY_2D``: generator, image count, size)."""
+    roots = {}
+    for layout, (kind, cases, size) in TINY_2D.items():
+        roots[layout] = tmp_path_factory.mktemp(layout)
+        write_2d_dataset(kind, layout, roots[layout], cases=cases, size=size, seed=7)
+    return roots
+
+
+@pytest.fixture(scope="session")
+def dataset_roots(brats_root, kits_root, image2d_roots) -> dict[str, Path]:
     """The tiny dataset of each layout the bundles train on: ``dataset_roots[layout]``."""
-    return {"brats2021": brats_root, "kits19": kits_root}
+    return {"brats2021": brats_root, "kits19": kits_root, **image2d_roots}

@@ -24,6 +24,15 @@ SHARED_DATA = Path(os.environ.get("EDGE_SEG_SHARED_DATA", REPO.parent / "shared"
 
 TINY_BRATS = (40, 40, 28)
 TINY_KITS = (16, 48, 48)
+# layout: (generator, about this many images, (height, width)) -- not square and not divisible by 32, so a bundle
+# that transposed or cropped its output would be caught; DRIVE's 6 images give 3 training, 3 test
+TINY_2D = {
+    "drive": ("fundus", 6, (72, 58)),
+    "origa": ("fundus", 4, (80, 100)),
+    "luna2d": ("ct_slice", 4, (48, 56)),
+    "isbi2012_em": ("em", 6, (48, 48)),
+    "images_masks": ("oct", 4, (56, 72)),
+}
 
 # Every bundle's small setting for the tests: its own network, narrower, with small windows (what
 # configs/cpu_small.json does, smaller still), so a CLI run takes seconds on a CPU. A new bundle adds one row.
@@ -34,6 +43,12 @@ SMALL: dict[str, dict] = {
     "egcnn_kits": {**_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
     "boundary_aware_brats": {**_BA, "roi_size": [48, 48]},
     "boundary_aware_brats3d": {**_BA, "roi_size": [32, 32, 32], "num_samples": 1},
+    "cenet_fundus_od": {"roi_size": [64, 64], "disc_crop_size": [72, 72], "batch_size": 2},
+    "cenet_drive": {"roi_size": [64, 64], "batch_size": 2},
+    "cenet_luna2d": {"roi_size": [64, 64], "batch_size": 2},
+    "cenet_em": {"roi_size": [64, 64], "batch_size": 2},
+    "cenet_oct": {"roi_size": [64, 64], "batch_size": 2},
+    "cenet_brats3d": {"roi_size": [32, 32, 32]},
 }
 # The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D and
 # one 2D bundle. `make test-all` runs them on every bundle (the others carry the `slow` marker).
@@ -75,6 +90,18 @@ def read_json(name: str, file: str) -> dict:
 def layout(name: str) -> str:
     """The dataset layout bundle ``name`` trains on (its ``train.json`` ``layout``)."""
     return read_json(name, "train.json")["layout"]
+
+
+def is_image2d(name: str) -> bool:
+    """Whether bundle ``name`` reads 2D image files (PNG, JPEG, TIFF, ...) and writes 2D masks."""
+    from edge_networks.data import get_layout
+
+    return get_layout(layout(name)).spatial_dims == 2
+
+
+def has_edge_output(name: str) -> bool:
+    """Whether bundle ``name``'s network gives edge channels after its segmentation channels."""
+    return bool(read_json(name, "inference.json").get("split_edges"))
 
 
 def label_values(name: str) -> set[int]:

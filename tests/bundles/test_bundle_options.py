@@ -90,7 +90,7 @@ def test_no_edge_ablation_switches(name, switch):
     shape stream but gives its head no gradient."""
     parser = small_parser(name, **switch)
     net, loss = parser.get_parsed_content("network_def"), parser.get_parsed_content("loss")
-    seg_channels = parser["loss"]["out_channels"]
+    seg_channels = parser["out_channels"]
     torch.manual_seed(0)
     x = torch.rand(input_size := [1, parser["network_def"]["in_channels"], *SMALL[name]["roi_size"]])
     y = (torch.rand(1, seg_channels, *input_size[2:]) > 0.7).float()

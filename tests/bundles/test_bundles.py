@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_net_in_out
+from PIL import Image
 
-from edge_networks.data import build_datalist
+from edge_networks.data import build_datalist, read_image_2d
+from edge_networks.data.image2d import output_stem
 from tests.helpers import (
     BUNDLES_DIR,
     SMALL,
@@ -30,7 +32,9 @@ from tests.helpers import (
     cli_overrides,
     config_path,
     discovered_bundles,
+    has_edge_output,
     input_shape,
+    is_image2d,
     label_values,
     layout,
     read_json,
@@ -70,17 +74,20 @@ def test_workflows_have_monai_properties(name, dataset_roots, tmp_path):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_two_training_iterations(name, dataset_roots, tmp_path):
     """The bundle's own trainer, loss and optimizer take two steps (one per epoch: EG-CNN's identity-initialised
-    fusion gives its edge normalisation a gradient only from the second): a finite loss, segmentation + edge
-    channels in the training output, and every parameter of the network moved."""
+    fusion gives its edge normalisation a gradient only from the second): a finite loss, segmentation (+ edge, for
+    the edge networks) channels in the training output, and every parameter of the network moved."""
     wf = _workflow(name, "train", dataset_roots[layout(name)], tmp_path, epochs=2, val_interval=100,
                    **{"train#trainer#epoch_length": 1})
     net = wf.network_def
     before = {k: v.detach().clone() for k, v in net.state_dict().items()}
     wf.run()
     out = wf.trainer.state.output[0]  # decollated: one dict per sample of the batch
-    seg_channels = read_json(name, "train.json")["loss"]["out_channels"]
+    seg_channels = read_json(name, "train.json")["out_channels"]
     assert np.isfinite(float(out["loss"]))
-    assert out["pred"].shape[0] > seg_channels, "training output: segmentation and then edge channels"
+    if has_edge_output(name):
+        assert out["pred"].shape[0] > seg_channels, "training output: segmentation and then edge channels"
+    else:
+        assert out["pred"].shape[0] == seg_channels
     assert list(out["pred"].shape[1:]) == list(SMALL[name]["roi_size"])
     after = net.state_dict()
     moved = {k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])}
@@ -208,22 +215,44 @@ def test_cli_evaluate_writes_per_case_metrics(chain, dataset_roots, name):
 def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roots, name):
     data = dataset_roots[layout(name)]
     pred = chain[name][1]
-    edge_postfix = next(t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
-                        if t["_target_"] == "SaveImaged")
+    if is_image2d(name):
+        _check_image2d_outputs(name, data, pred)
+        return
+    edges = has_edge_output(name)
+    edge_postfix = next((t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
+                         if t["_target_"] == "SaveImaged"), None)
     items = build_datalist(layout(name), data)
-    assert len(list(pred.glob("*.nii.gz"))) == 2 * len(items)  # one label map and one edge map per case
+    # one label map per case, and one edge map for the edge networks (--save_edges true)
+    assert len(list(pred.glob("*.nii.gz"))) == (2 if edges else 1) * len(items)
     for item in items:
         first = item["image"][0] if isinstance(item["image"], list) else item["image"]
         src = nib.load(first)
         case = Path(first).parent.name
         seg = nib.load(str(pred / f"{case}_seg.nii.gz"))
-        edge = nib.load(str(pred / f"{case}_{edge_postfix}.nii.gz"))
-        assert seg.shape == edge.shape[:3] == src.shape[:3] and seg.get_data_dtype() == np.uint8
+        assert seg.shape == src.shape[:3] and seg.get_data_dtype() == np.uint8
         np.testing.assert_allclose(seg.affine, src.affine, atol=1e-5)
-        np.testing.assert_allclose(edge.affine, src.affine, atol=1e-5)
         assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= label_values(name)
-        e = np.asarray(edge.dataobj)
-        assert 0.0 <= e.min() and e.max() <= 1.0 and e.dtype == np.float32
+        if edges:
+            edge = nib.load(str(pred / f"{case}_{edge_postfix}.nii.gz"))
+            assert edge.shape[:3] == src.shape[:3]
+            np.testing.assert_allclose(edge.affine, src.affine, atol=1e-5)
+            e = np.asarray(edge.dataobj)
+            assert 0.0 <= e.min() and e.max() <= 1.0 and e.dtype == np.float32
+
+
+def _check_image2d_outputs(name: str, data: Path, pred: Path) -> None:
+    """2D bundles: one mask PNG and one overlay PNG per input image (each page of a TIFF stack), named after the
+    input's stem, with the input's width and height, holding only the metadata's label values."""
+    items = build_datalist(layout(name), data)
+    assert len(list(pred.glob("*_seg.png"))) == len(list(pred.glob("*_overlay.png"))) == len(items)
+    for item in items:
+        src = read_image_2d(item["image"], item.get("page"))
+        stem = output_stem(item["image"], item.get("page"))
+        seg = Image.open(pred / f"{stem}_seg.png")
+        overlay = Image.open(pred / f"{stem}_overlay.png")
+        assert seg.size == overlay.size == src.array.shape[1::-1], (stem, seg.size, src.array.shape)
+        assert seg.mode == "L" and overlay.mode == "RGB"
+        assert set(np.unique(np.asarray(seg)).tolist()) <= label_values(name)
 
 
 @pytest.mark.parametrize("name", BUNDLES)

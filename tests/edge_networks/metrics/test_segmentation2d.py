@@ -219,3 +219,36 @@ def test_hd95_in_mm_from_the_images_affine():
     with pytest.raises(ValueError, match="MetaTensor"):
         M.PerImageMetric("hd95", spacing="from_image")(torch.tensor(p[None], dtype=torch.float32),
                                                         torch.tensor(r[None], dtype=torch.float32))
+
+
+def _first_rows(layers: np.ndarray, k: int) -> np.ndarray:
+    """Depth of boundary k per column by scanning down each column (rows first): the first row of class >= k."""
+    out = []
+    for col in layers.T:
+        rows = np.nonzero(col >= k)[0]
+        out.append(rows[0] if len(rows) else len(col))
+    return np.asarray(out, dtype=float)
+
+
+def test_layer_boundary_mae_against_column_scans():
+    """On ordered layer maps (as OCT B-scans are) the boundary depth is the first row of each layer; the MAE per
+    boundary is the mean over A-scans of the depth difference."""
+    rng = np.random.default_rng(0)
+    h, w, k = 40, 25, 5
+    def layered(shift):
+        tops = np.sort(rng.integers(2, h - 2, size=(k - 1, w)), axis=0) + shift
+        rows = np.arange(h)[:, None]
+        return sum((rows >= t[None, :]).astype(int) for t in tops)
+    ref, pred = layered(0), layered(0)
+    expected = [np.abs(_first_rows(pred, b) - _first_rows(ref, b)).mean() for b in range(1, k)]
+    np.testing.assert_allclose(M.layer_boundary_mae(pred, ref, k, vertical_axis=0), expected)
+    # MONAI's x-first order: the same maps transposed, depth along the last axis
+    np.testing.assert_allclose(M.layer_boundary_mae(pred.T, ref.T, k), expected)
+    assert M.layer_boundary_mae(ref, ref, k, vertical_axis=0) == [0.0] * (k - 1)
+    # as a bundle metric on one-hot (B, C, W, H) maps: NaN for channel 0, then one value per boundary
+    onehot = lambda a: torch.nn.functional.one_hot(torch.as_tensor(a.T), k).permute(2, 0, 1)[None].float()  # noqa: E731
+    metric = M.PerImageMetric("layer_boundary_mae")
+    values = metric(onehot(pred), onehot(ref))
+    assert np.isnan(values[0, 0].item())
+    np.testing.assert_allclose(values[0, 1:].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(metric.aggregate().item(), np.mean(expected), rtol=1e-6)

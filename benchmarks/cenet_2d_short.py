@@ -1,0 +1,106 @@
+"""Short CPU trainings of the CE-Net 2D bundles on synthetic data (easy and hard), through the bundle CLI.
+
+    python benchmarks/cenet_2d_short.py [--out benchmarks/results/cenet_2d_short] [--bundles cenet_drive ...]
+                                        [--difficulty easy hard] [--epochs 30]
+
+For each bundle and difficulty: a synthetic dataset in the bundle's default layout (sizes below, scaled-down
+releases), ``python -m monai.bundle run training`` with ``train.json`` + ``cpu_small.json`` (128x128 inputs, batch 4,
+30 epochs, the paper's SGD + poly + Dice), then ``evaluate.json`` on the validation split (8-fold flip TTA), timed.
+Writes ``results.json`` (every metric of metrics.csv, seconds, images) and ``results.md`` (a table per bundle).
+Resumes: a run whose ``metrics.csv`` exists is not redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge_networks.data.synthetic.layouts2d import write_2d_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+# bundle: (generator, layout, images in total, (height, width), extra overrides)
+SETUPS = {
+    "cenet_fundus_od": ("fundus", "origa", 40, (512, 768), {"disc_crop_size": [200, 200]}),
+    "cenet_drive": ("fundus", "drive", 40, (584, 565), {}),
+    "cenet_luna2d": ("ct_slice", "luna2d", 40, (256, 256), {}),
+    "cenet_em": ("em", "isbi2012_em", 40, (128, 128), {}),
+    "cenet_oct": ("oct", "images_masks", 40, (256, 256), {}),
+}
+
+
+def _run(args: list[str], log: Path) -> float:
+    t0 = time.perf_counter()
+    with open(log, "a") as f:
+        proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], stdout=f, stderr=subprocess.STDOUT,
+                              cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bundle command failed (see {log}): {' '.join(args[:3])}")
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cenet_2d_short"))
+    p.add_argument("--work", default="/tmp/cenet_2d_short")
+    p.add_argument("--bundles", nargs="+", default=list(SETUPS))
+    p.add_argument("--difficulty", nargs="+", default=["easy", "hard"])
+    p.add_argument("--epochs", type=int, default=30)
+    a = p.parse_args(argv)
+    out, work = Path(a.out), Path(a.work)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {"runs": {}}
+    results["machine"] = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+    for name in a.bundles:
+        kind, layout, cases, size, extra = SETUPS[name]
+        for diff in a.difficulty:
+            key = f"{name}/{diff}"
+            run = work / name / diff
+            if key in results["runs"] and (run / "bundle" / "eval" / "metrics.csv").exists():
+                continue
+            data = run / "data"
+            if not data.exists():
+                write_2d_dataset(kind, layout, data, cases=cases, size=size, seed=11, difficulty=diff)
+            cfg = REPO / "bundles" / name / "configs"
+            common = ["--bundle_root", str(run / "bundle"), "--dataset_dir", str(data), "--num_workers", "0"]
+            for k, v in extra.items():
+                common += [f"--{k}", repr(v)]
+            log = run / "log.txt"
+            train_s = _run(["run", "training", "--config_file", f"['{cfg / 'train.json'}','{cfg / 'cpu_small.json'}']",
+                            "--epochs", str(a.epochs), *common], log)
+            eval_s = _run(["run", "evaluating", "--config_file",
+                           f"['{cfg / 'train.json'}','{cfg / 'cpu_small.json'}','{cfg / 'evaluate.json'}']",
+                           *common], log)
+            with open(run / "bundle" / "eval" / "metrics.csv") as f:
+                metrics = {k: float(v) for k, v in csv.reader(f)}
+            results["runs"][key] = {"bundle": name, "difficulty": diff, "layout": layout, "images": cases,
+                                    "size_hw": list(size), "epochs": a.epochs, "train_s": round(train_s, 1),
+                                    "evaluate_s": round(eval_s, 1), "metrics": metrics, "overrides": extra}
+            results_path.write_text(json.dumps(results, indent=2))
+            print(key, results["runs"][key], flush=True)
+    lines = ["# CE-Net 2D bundles: short CPU runs on synthetic data", "",
+             f"train.json + cpu_small.json (128x128, batch 4, SGD 4e-3 poly, Dice), {a.epochs} epochs; evaluate.json "
+             "(8-fold flip TTA) on the validation split; one seed; this machine.", ""]
+    for name in a.bundles:
+        rows = [r for r in results["runs"].values() if r["bundle"] == name]
+        if not rows:
+            continue
+        names = list(rows[0]["metrics"])
+        lines += [f"## {name}", "", "| difficulty | train s | eval s | " + " | ".join(names) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |"]
+        for r in rows:
+            lines.append(f"| {r['difficulty']} | {r['train_s']} | {r['evaluate_s']} | "
+                         + " | ".join(f"{r['metrics'][n]:.3f}" for n in names) + " |")
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
