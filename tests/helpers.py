@@ -50,9 +50,10 @@ SMALL: dict[str, dict] = {
     "cenet_oct": {"roi_size": [64, 64], "batch_size": 2},
     "cenet_brats3d": {"roi_size": [32, 32, 32]},
 }
-# The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D and
-# one 2D bundle. `make test-all` runs them on every bundle (the others carry the `slow` marker).
-REPRESENTATIVE = ("egcnn_brats", "boundary_aware_brats")
+# The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D bundle,
+# one 2D network on 3D volumes and one 2D bundle on image files. `make test-all` runs them on every bundle (the
+# others carry the `slow` marker).
+REPRESENTATIVE = ("egcnn_brats", "boundary_aware_brats", "cenet_drive")
 
 
 def discovered_bundles() -> list[str]:

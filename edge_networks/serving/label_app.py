@@ -10,7 +10,9 @@ another folder (default: this repository's ``bundles/``). Every bundle gets an i
 ``configs/inference.json``, weights ``models/model.pt`` or else ``models/model.ts``); 3D bundles also get a train
 task (``configs/train.json``, MONAI Label's datastore as the datalist).
 
-Studies: one image file per study. A BraTS study is one 4D NIfTI with the four contrasts in the Decathlon
+Studies: one image file per study. A 2D bundle's study is a PNG, JPEG or TIFF photograph (DRIVE, ORIGA, ...), and
+its label comes back as a PNG of the study's size with the bundle's label values (0/255 masks, class indices for
+OCT). A BraTS study is one 4D NIfTI with the four contrasts in the Decathlon
 Task01 order (FLAIR, T1w, T1gd, T2w: the bundles' channel order); a KiTS study is the CT volume. The label
 names ``/info`` reports come from each bundle's ``outputs.pred.channel_def``, whose keys are the values the
 returned label map holds (BraTS: 1 necrotic tumour core, 2 peritumoral edema, 4 enhancing tumour), so a saved
@@ -21,17 +23,21 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from monai.transforms import SaveImaged
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
+from PIL import Image
 
 from .. import __version__
 from ..bundle import REPO_BUNDLES
+from ..data.image2d import IMAGE_2D_SUFFIXES
 
 __all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles"]
 
@@ -82,6 +88,25 @@ class EdgeBundleInferTask(BundleInferTask):
         if path is not None:
             out["image_path"] = path
         return out
+
+    def writer(self, data: dict, extension=None, dtype=None):
+        """2D image studies (PNG/JPEG/TIFF/...) of 2D bundles: the label image as a lossless PNG, rows first, of the
+        study's size.
+
+        MONAI Label 0.8.5's writer hands a channel-first ``(1, W, H)`` 2D prediction to ITK as a 3D image with a
+        2D affine and fails (``SetDirection``: "argument 2 of type itkMatrixD33"); a JPEG study would also get a
+        lossy label. 3D bundles keep MONAI Label's writer."""
+        study = str(data.get("image_path") or data.get("image") or "")
+        if self.dimension != 2 or extension not in (None, ".png") or not study.lower().endswith(IMAGE_2D_SUFFIXES):
+            return super().writer(data, extension, dtype)  # 3D bundles, and 2D networks on volumes
+        pred = data[self.output_label_key]
+        arr = np.asarray(pred.detach().cpu() if hasattr(pred, "detach") else pred)
+        arr = arr[0] if arr.ndim == 3 else arr  # (1, W, H) -> (W, H), MONAI's x-first order
+        if arr.ndim != 2:
+            raise ValueError(f"2D bundle {self.name}: prediction of shape {arr.shape}, expected (1, W, H)")
+        with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
+            Image.fromarray(np.ascontiguousarray(arr.T).astype(np.uint8)).save(f, format="PNG")
+        return f.name, data.get(self.output_json_key, {})
 
 
 class EdgeBundleTrainTask(BundleTrainTask):

@@ -25,10 +25,21 @@ import pytest
 import requests
 import torch
 from monai.bundle import ConfigParser
+from PIL import Image
 
-from edge_networks.data import build_datalist
+from edge_networks.data import build_datalist, read_image_2d
 from edge_networks.serving.label_app import served_bundles, spatial_dims
-from tests.helpers import REPO, REPRESENTATIVE, SMALL, bundle_cli, discovered_bundles, label_values, layout, read_json
+from tests.helpers import (
+    REPO,
+    REPRESENTATIVE,
+    SMALL,
+    bundle_cli,
+    discovered_bundles,
+    is_image2d,
+    label_values,
+    layout,
+    read_json,
+)
 
 # CI serves the representative 3D and 2D bundles, and egcnn_kits: the one with Spacingd, which MONAI Label's
 # "image_path" entry broke (EdgeBundleInferTask works around it); make test-all serves every bundle.
@@ -60,9 +71,10 @@ def _small_bundle(name: str, dest: Path) -> Path:
     return bundle
 
 
-def _studies(brats_root: Path, kits_root: Path, dest: Path) -> dict[str, Path]:
+def _studies(brats_root: Path, kits_root: Path, dest: Path, fundus_root: Path) -> dict[str, Path]:
     """BraTS studies as Decathlon-order 4D NIfTIs with BraTS-convention labels (what the app returns and saves),
-    and one KiTS CT without a label."""
+    one KiTS CT without a label, and one fundus photograph as PNG and as JPEG (the 2D bundles' studies; not square,
+    so a transposed answer cannot pass)."""
     final = dest / "labels" / "final"
     final.mkdir(parents=True)
     images = {}
@@ -76,6 +88,10 @@ def _studies(brats_root: Path, kits_root: Path, dest: Path) -> dict[str, Path]:
     kits = build_datalist("kits19", kits_root)[0]
     shutil.copy(kits["image"], dest / "KITS_000.nii.gz")
     images["KITS_000"] = dest / "KITS_000.nii.gz"
+    photo = read_image_2d(build_datalist("drive", fundus_root)[0]["image"]).array
+    for name, ext in (("FUNDUS_PNG", ".png"), ("FUNDUS_JPG", ".jpg")):
+        Image.fromarray(photo).save(dest / f"{name}{ext}")
+        images[name] = dest / f"{name}{ext}"
     return images
 
 
@@ -91,12 +107,12 @@ def test_served_bundles_names_and_errors(tmp_path):
 
 
 @contextlib.contextmanager
-def _server(served, tmp_path, brats_root, kits_root):
+def _server(served, tmp_path, brats_root, kits_root, fundus_root):
     bundles = tmp_path / "bundles"
     for name in served:
         _small_bundle(name, bundles)
     studies = tmp_path / "studies"
-    images = _studies(brats_root, kits_root, studies)
+    images = _studies(brats_root, kits_root, studies, fundus_root)
     port = _free_port()
     # a copy of the app folder: MONAI Label writes logs/ into the app folder, which must not be the repository's
     app = tmp_path / "app"
@@ -151,9 +167,19 @@ def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
 
 
 @pytest.fixture
-def server(tmp_path, brats_root, kits_root):
-    with _server(SERVED, tmp_path, brats_root, kits_root) as s:
+def server(tmp_path, brats_root, kits_root, dataset_roots):
+    with _server(SERVED, tmp_path, brats_root, kits_root, dataset_roots["drive"]) as s:
         yield s
+
+
+def _infer_2d(server, model: str, image: str, tmp_path: Path) -> np.ndarray:
+    """``/infer`` on a PNG/JPEG study: the returned label image, rows first as any image viewer shows it."""
+    r = requests.post(f"{server['url']}/infer/{model}", params={"image": image, "output": "image"},
+                      data={"params": "{}"}, timeout=600)
+    assert r.status_code == 200, (r.text[-2000:], server["log"].read_text()[-4000:])
+    out = tmp_path / f"{model}_{image}{server['images'][image].suffix}"
+    out.write_bytes(r.content)
+    return np.asarray(Image.open(out))
 
 
 def test_server_info_infer_train(server, brats_root, tmp_path):
@@ -165,7 +191,22 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
     assert models["egcnn_kits"]["labels"] == {"kidney": 1, "tumour": 2}
     assert models["boundary_aware_brats"]["labels"] == {"tumour core": 1}
     assert models["boundary_aware_brats"]["dimension"] == 2
+    assert models["cenet_drive"]["labels"] == {"vessel": 255} and models["cenet_drive"]["dimension"] == 2
     assert set(info["trainers"]) == {"egcnn_brats", "egcnn_kits"}  # the 3D bundles
+
+    # a 2D bundle on PNG and JPEG studies: a label image of the study's size, the values /info names, and exactly
+    # what the bundle's own inference writes for the same file
+    bundle = server["bundles"] / "cenet_drive"
+    for image in ("FUNDUS_PNG", "FUNDUS_JPG"):
+        served2d = _infer_2d(server, "cenet_drive", image, tmp_path)
+        src = read_image_2d(server["images"][image]).array
+        assert served2d.shape == src.shape[:2], (image, served2d.shape, src.shape)
+        assert set(np.unique(served2d).tolist()) <= {0, 255}
+        proc = bundle_cli("run", "--config_file", str(bundle / "configs" / "inference.json"), "--bundle_root",
+                          str(bundle), "--datalist", repr([{"image": str(server["images"][image])}]),
+                          "--output_dir", str(tmp_path / f"cli_{image}"), "--layout", "drive")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        np.testing.assert_array_equal(served2d, np.asarray(Image.open(tmp_path / f"cli_{image}" / f"{image}_seg.png")))
 
     for model, image, allowed in (("egcnn_brats", "BRATS_000", {0, 1, 2, 4}), ("egcnn_kits", "KITS_000", {0, 1, 2}),
                                   ("boundary_aware_brats", "BRATS_001", {0, 1})):
@@ -211,17 +252,24 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_server_serves_every_bundle(tmp_path, brats_root, kits_root):
+def test_server_serves_every_bundle(tmp_path, brats_root, kits_root, dataset_roots):
     """Every bundle of the repository: /info names its label values, /infer returns a label map in the study's
     geometry with those values, and the 3D bundles are trainers."""
     names = discovered_bundles()
-    with _server(names, tmp_path, brats_root, kits_root) as server:
+    with _server(names, tmp_path, brats_root, kits_root, dataset_roots["drive"]) as server:
         info = requests.get(f"{server['url']}/info/", timeout=30).json()
         assert set(info["models"]) == set(names)
         assert set(info["trainers"]) == {n for n in names if len(read_json(n, "metadata.json")[
             "network_data_format"]["inputs"]["image"]["spatial_shape"]) == 3}
         for name in names:
             assert set(info["models"][name]["labels"].values()) == label_values(name) - {0}, name
+            if is_image2d(name):
+                photo = "FUNDUS_PNG" if read_json(name, "metadata.json")["network_data_format"]["inputs"]["image"][
+                    "num_channels"] == 3 else "FUNDUS_JPG"
+                seg2d = _infer_2d(server, name, photo, tmp_path)
+                assert seg2d.shape == read_image_2d(server["images"][photo]).array.shape[:2], name
+                assert set(np.unique(seg2d).tolist()) <= label_values(name), name
+                continue
             image = "KITS_000" if layout(name) == "kits19" else "BRATS_000"
             seg = _infer(server, name, image, tmp_path)
             src = nib.load(str(server["images"][image]))
