@@ -78,6 +78,16 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+def real_fundus_photo() -> Path:
+    """scikit-image's real fundus photograph (1411x1411 RGB JPEG, CC0), or skip the test."""
+    import skimage.data
+
+    path = Path(skimage.data.__file__).parent / "retina.jpg"
+    if not path.exists():
+        pytest.skip(f"scikit-image without its retina photograph: {path}")
+    return path
+
+
 def config_path(name: str, *files: str) -> str:
     """One config file of bundle ``name``, or several as the CLI's ``"['a.json','b.json']"``."""
     paths = [str(BUNDLES_DIR / name / "configs" / f) for f in files]

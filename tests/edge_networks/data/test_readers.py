@@ -16,7 +16,7 @@ from PIL import Image
 
 from edge_networks.data import verify_datalist
 from edge_networks.data.readers import Image2DReader, read_image_2d
-from tests.helpers import asymmetric, write_dicom
+from tests.helpers import asymmetric, real_fundus_photo, write_dicom
 from transforms import LoadImage2D, LoadImage2Dd
 
 
@@ -117,15 +117,6 @@ def test_monai_loadimage_takes_the_reader(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _real_fundus() -> Path:
-    import skimage.data
-
-    path = Path(skimage.data.__file__).parent / "retina.jpg"
-    if not path.exists():
-        pytest.skip(f"scikit-image without its retina photograph: {path}")
-    return path
-
-
 def _real_cxr() -> Path:
     try:
         path = Path(str(importlib.resources.files("data_store") / "data" / "RG1_UNCR.dcm"))
@@ -135,7 +126,7 @@ def _real_cxr() -> Path:
 
 
 def test_real_fundus_photograph_loads_and_checks(tmp_path):
-    path = _real_fundus()
+    path = real_fundus_photo()
     img = LoadImage2D()(str(path))
     assert img.shape == (3, 1411, 1411) and float(img.max()) > 200
     rgb = np.asarray(Image.open(path))
