@@ -22,7 +22,8 @@ with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method a
 Registered methods (``METHODS``): the plain SegResNet, U-Net, V-Net and CE-Net (EG-CNN's bundle with the edge
 stream off: exactly MONAI's networks, and CE-Net in 3D), EG-CNN on each, and for BraTS the boundary-aware network
 against its own no-edge-loss ablation, in 3D and in 2D on axial slices (the paper's setting; the 2D network runs
-slice by slice over the same volumes and is scored on the same 3D label maps). CE-Net needs crops divisible by 32.
+slice by slice over the same volumes and is scored on the same 3D label maps), and CE-Net and EG-CNN on CE-Net in 2D on
+the same slices. CE-Net needs crops divisible by 32 (2D slices are resized up to the next multiple).
 Later methods add rows here.
 """
 
@@ -71,6 +72,18 @@ _SMALL_BACKBONE = {"segresnet": {"init_filters": 8}, "unet": {"features": [8, 8,
                    "cenet": _CENET}
 
 
+# 2D CE-Net on the boundary-aware bundle's T1ce slices (tumour core): its network and a sigmoid Dice loss, or
+# EG-CNN on CE-Net with EG-CNN's loss (one region); "edge_stream": False marks a method without an edge head
+_CENET_2D = {"network_def": {"_target_": "edge_networks.CENet", "spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+                             "norm": ["group", {"num_groups": 8}]},
+             "loss": {"_target_": "DiceLoss", "sigmoid": True, "squared_pred": True}}
+_EGCNN_CENET_2D = {"network_def": {"_target_": "edge_networks.EGCNN", "spatial_dims": 2, "in_channels": 1,
+                                   "out_channels": 1, "backbone": "cenet", "backbone_kwargs": _CENET,
+                                   "edges_in_eval": "$edge_networks.bundle.flag(@save_edges)"},
+                   "loss": {"_target_": "edge_networks.EGCNNLoss", "out_channels": 1, "sigmoid": True},
+                   "save_edges": False}  # train.json has no save_edges; inference sets it
+
+
 def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
     out = {}
     for backbone in ("segresnet", "unet", "vnet", "cenet"):
@@ -89,6 +102,9 @@ METHODS: dict[str, dict[str, Method]] = {
         # the 2D network on axial slices (the paper's setting), run slice by slice over the same whole volumes
         "boundary_aware_2d_no_edge_loss": Method("boundary_aware_brats", {"edge_loss_weight": 0.0}, None, "tc"),
         "boundary_aware_2d": Method("boundary_aware_brats", {}, "boundary_aware_2d_no_edge_loss", "tc"),
+        # CE-Net in 2D (the paper's network) and EG-CNN on it, on the same slices, loss and schedule
+        "cenet_2d": Method("boundary_aware_brats", {**_CENET_2D, "edge_stream": False}, None, "tc"),
+        "egcnn_cenet_2d": Method("boundary_aware_brats", _EGCNN_CENET_2D, "cenet_2d", "tc"),
     },
     "kits": _egcnn("egcnn_kits", "kits"),
 }
@@ -314,7 +330,11 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
         two_d = method.bundle in BUNDLES_2D
         if two_d:  # whole axial slices at the volume's own in-plane size (no resampling)
             over["roi_size"] = list(shape[:2])
-        if small:
+            if "cenet" in name:  # CE-Net needs sizes divisible by 32: the slices are resized up to that
+                over["roi_size"] = [-(-s // 32) * 32 for s in shape[:2]]
+        if small and "network_def" in method.overrides:  # a network given whole: the paper's widths
+            pass
+        elif small:
             backbone = method.overrides.get("backbone", "segresnet")
             over.update({"backbone_kwargs": _SMALL_BACKBONE[backbone], "edge_channels": 8}
                         if method.bundle.startswith("egcnn") else
