@@ -157,13 +157,17 @@ def _server(served, tmp_path, brats_root, kits_root, fundus_root):
         requests.get(f"{url}/info/", timeout=5)
 
 
-def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
+def _infer_file(server, model: str, image: str, out: Path) -> Path:
+    """``POST /infer/<model>`` on study ``image``; the answer written to ``out``."""
     r = requests.post(f"{server['url']}/infer/{model}", params={"image": image, "output": "image"},
                       data={"params": "{}"}, timeout=600)
     assert r.status_code == 200, (r.text[-2000:], server["log"].read_text()[-4000:])
-    out = tmp_path / f"{model}_{image}.nii.gz"
     out.write_bytes(r.content)
-    return nib.load(str(out))
+    return out
+
+
+def _infer(server, model: str, image: str, tmp_path: Path) -> nib.Nifti1Image:
+    return nib.load(str(_infer_file(server, model, image, tmp_path / f"{model}_{image}.nii.gz")))
 
 
 @pytest.fixture
@@ -173,13 +177,8 @@ def server(tmp_path, brats_root, kits_root, dataset_roots):
 
 
 def _infer_2d(server, model: str, image: str, tmp_path: Path) -> np.ndarray:
-    """``/infer`` on a PNG/JPEG study: the returned label image, rows first as any image viewer shows it."""
-    r = requests.post(f"{server['url']}/infer/{model}", params={"image": image, "output": "image"},
-                      data={"params": "{}"}, timeout=600)
-    assert r.status_code == 200, (r.text[-2000:], server["log"].read_text()[-4000:])
-    out = tmp_path / f"{model}_{image}{server['images'][image].suffix}"
-    out.write_bytes(r.content)
-    return np.asarray(Image.open(out))
+    """``/infer`` on a PNG/JPEG study: the returned PNG label image, rows first as any image viewer shows it."""
+    return np.asarray(Image.open(_infer_file(server, model, image, tmp_path / f"{model}_{image}.png")))
 
 
 def test_server_info_infer_train(server, brats_root, tmp_path):
