@@ -16,9 +16,11 @@ import pytest
 import torch
 
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
+from edge_networks.data.synthetic.layouts2d import write_2d_dataset
 from tests.helpers import (
     REPO,
     SMALL,
+    TINY_2D,
     TINY_BRATS,
     TINY_KITS,
     bundle_params,
@@ -31,12 +33,16 @@ from tests.helpers import (
 
 @pytest.fixture(scope="module")
 def ten_cases(tmp_path_factory):
-    """Ten tiny cases per layout: the 80/20 split leaves two validation cases, one per rank."""
+    """Ten tiny labelled training cases per layout: the 80/20 split leaves two validation cases, one per rank."""
     brats = tmp_path_factory.mktemp("brats10")
     write_brats_dataset(brats, 10, TINY_BRATS, seed=3, progress=False)
     kits = tmp_path_factory.mktemp("kits10")
     write_kits_dataset(kits, 10, TINY_KITS, seed=3, progress=False)
-    return {"brats2021": brats, "kits19": kits}
+    roots = {"brats2021": brats, "kits19": kits}
+    for lay, (kind, _, size) in TINY_2D.items():  # ten labelled training images per 2D layout
+        roots[lay] = tmp_path_factory.mktemp(f"{lay}10")
+        write_2d_dataset(kind, lay, roots[lay], cases=20 if lay in ("drive", "isbi2012_em") else 10, size=size, seed=3)
+    return roots
 
 
 @pytest.mark.parametrize("name", bundle_params(slow_unless_representative=True))
