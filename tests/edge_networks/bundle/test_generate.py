@@ -71,7 +71,7 @@ def test_new_bundle_from_a_short_spec(tmp_path):
     parser = ConfigParser()
     parser.read_config(str(configs / "train.json"))
     assert parser["layout"] == "kits19" and parser["spacing"] == [1.0, 1.0, 1.0]
-    assert parser["network_def"]["in_channels"] == 1 and parser["network_def"]["out_channels"] == 3
+    assert parser["network_def"]["in_channels"] == 1 and parser.get_parsed_content("network_def#out_channels") == 3
     assert parser["loss"]["_target_"] == "edge_networks.BoundaryAwareLoss" and parser["sigmoid"] is False
     loss = parser.get_parsed_content("loss")
     assert loss.sigmoid is False and loss.out_channels == 3
