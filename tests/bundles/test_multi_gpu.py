@@ -39,9 +39,9 @@ def ten_cases(tmp_path_factory):
     kits = tmp_path_factory.mktemp("kits10")
     write_kits_dataset(kits, 10, TINY_KITS, seed=3, progress=False)
     roots = {"brats2021": brats, "kits19": kits}
-    for lay, (kind, _, size) in TINY_2D.items():  # ten labelled training images per 2D layout
+    for lay, (kind, _, size) in TINY_2D.items():  # 20 images: at least ten labelled training images per layout
         roots[lay] = tmp_path_factory.mktemp(f"{lay}10")
-        write_2d_dataset(kind, lay, roots[lay], cases=20 if lay in ("drive", "isbi2012_em") else 10, size=size, seed=3)
+        write_2d_dataset(kind, lay, roots[lay], cases=20, size=size, seed=3)
     return roots
 
 
