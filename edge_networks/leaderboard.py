@@ -47,6 +47,7 @@ import numpy as np
 
 from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
+from .data.synthetic.layouts2d import write_2d_dataset
 from .metrics import boundary_f_score, dice, edge_map_scores, hd95
 
 __all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "PeakMemory",
@@ -63,7 +64,15 @@ class Method:
     bundle: str
     overrides: dict = field(default_factory=dict)
     baseline: str | None = None
-    writes: str = "brats"  # "brats" (labels 1/2/4), "tc" (1 = tumour core), "kits" (1 kidney, 2 tumour)
+    writes: str = "brats"  # "brats" (labels 1/2/4), "tc" (1 = tumour core), "kits" (1 kidney, 2 tumour), "disc"
+    edges: bool | None = None  # trained with edge supervision; None: unless the overrides turn the edge stream or
+    # the edge loss off (``edge_stream``, ``edge_loss_weight``)
+
+    @property
+    def has_edges(self) -> bool:
+        if self.edges is not None:
+            return self.edges
+        return bool(self.overrides.get("edge_stream", True) and self.overrides.get("edge_loss_weight", 1.0))
 
 
 # CE-Net's widths are the paper's (ResNet-34) in every profile; GroupNorm for 3D batches of one or two crops
@@ -94,6 +103,70 @@ def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
     return out
 
 
+def _image2d(bundle: str, writes: str) -> dict[str, Method]:
+    """The methods of a 2D image task, trained through that task's CE-Net bundle (its data pipeline, crop, resize,
+    flip TTA and PNG output): the plain 2D U-Net (MONAI's ``BasicUNet``) and CE-Net (the bundle's own network),
+    EG-CNN on each, and the 2D boundary-aware network against its no-edge-loss ablation. Each pair shares one
+    segmentation loss, so that a difference is the edges': EG-CNN's loss (squared Dice, the CE-Net paper's loss too;
+    the plain member gets its Dice term alone) and the boundary-aware loss with the edge weight 1 or 0."""
+    io = {"spatial_dims": 2, "in_channels": "@image_channels", "out_channels": "@out_channels"}
+    egcnn_loss = {"_target_": "edge_networks.EGCNNLoss", "out_channels": "@out_channels", "sigmoid": "@sigmoid"}
+
+    def egcnn(backbone: str, edges: bool) -> dict:
+        kwargs = {"norm": "@norm"} if backbone == "cenet" else {"features": [32, 32, 64, 128, 256, 32]}
+        return {"network_def": {"_target_": "edge_networks.EGCNN", **io, "backbone": backbone,
+                                "backbone_kwargs": kwargs, "edge_stream": edges, "edge_channels": 16},
+                "loss": egcnn_loss}
+
+    ba = {"network_def": {"_target_": "edge_networks.BoundaryAwareNet", **io, "features": [16, 32, 64, 128],
+                          "shape_channels": 16, "aspp_channels": 32},
+          "loss": {"_target_": "edge_networks.BoundaryAwareLoss", "edge_dice_weight": 0.5, "edge_bce_weight": 0.1,
+                   "out_channels": "@out_channels", "sigmoid": "@sigmoid"}}
+    return {
+        "unet": Method(bundle, egcnn("unet", False), None, writes, edges=False),
+        "egcnn_unet": Method(bundle, egcnn("unet", True), "unet", writes, edges=True),
+        # the bundle's own CENet with EG-CNN's Dice term
+        "cenet": Method(bundle, {"loss": egcnn_loss}, None, writes, edges=False),
+        "egcnn_cenet": Method(bundle, egcnn("cenet", True), "cenet", writes, edges=True),
+        "boundary_aware_no_edge_loss": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 0.0}}, None, writes,
+                                              edges=False),
+        "boundary_aware": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 1.0}},
+                                 "boundary_aware_no_edge_loss", writes, edges=True),
+    }
+
+
+@dataclass(frozen=True)
+class Task:
+    """A leaderboard task: its synthetic data (the 3D writers, or a 2D generator ``kind`` in ``layout``), the regions
+    scored, the default and ``--smoke`` data shapes, and overrides every method gets (before ``--set``).
+    ``shape`` is ``(x, y, z)`` for volumes and ``(height, width)`` for 2D images; 2D distances are in pixels."""
+
+    layout: str
+    regions: tuple[str, ...]
+    shape: tuple[int, ...]
+    smoke_shape: tuple[int, ...]
+    smoke_extra: dict = field(default_factory=dict)
+    kind: str | None = None  # the 2D generator (``write_2d_dataset``); None: a 3D task
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2 if self.kind else 3
+
+    @property
+    def unit(self) -> str:
+        return "px" if self.kind else "mm"
+
+
+TASKS: dict[str, Task] = {
+    "brats": Task("brats2021", ("WT", "TC", "ET"), (96, 96, 64), (40, 40, 28), {"roi_size": [32, 32, 32]}),
+    "kits": Task("kits19", ("kidney+tumour", "tumour"), (48, 192, 192), (16, 48, 48),
+                 {"roi_size": [32, 32, 32], "spacing": [6.0, 6.0, 6.0], "num_samples": 1}),
+    # ORIGA-layout photographs at 512x768 (the disc window scaled from the paper's 800 px of 2048x3072)
+    "fundus_od": Task("origa", ("disc",), (512, 768), (256, 384), {"disc_crop_size": [100, 100], "roi_size": [64, 64]},
+                      kind="fundus", extra={"disc_crop_size": [200, 200]}),
+}
+
 METHODS: dict[str, dict[str, Method]] = {
     "brats": {
         **_egcnn("egcnn_brats", "brats"),
@@ -107,11 +180,11 @@ METHODS: dict[str, dict[str, Method]] = {
         "egcnn_cenet_2d": Method("boundary_aware_brats", _EGCNN_CENET_2D, "cenet_2d", "tc"),
     },
     "kits": _egcnn("egcnn_kits", "kits"),
+    "fundus_od": _image2d("cenet_fundus_od", "disc"),
 }
 # the methods trained with edge supervision (the plot colours them)
-METHOD_HAS_EDGES = {name for task in METHODS.values() for name, m in task.items()
-                    if m.overrides.get("edge_stream", True) and m.overrides.get("edge_loss_weight", 1.0)}
-REGIONS = {"brats": ("WT", "TC", "ET"), "kits": ("kidney+tumour", "tumour")}
+METHOD_HAS_EDGES = {name for task in METHODS.values() for name, m in task.items() if m.has_edges}
+REGIONS = {name: task.regions for name, task in TASKS.items()}
 
 
 def _regions(label: np.ndarray, writes: str) -> dict[str, np.ndarray]:
@@ -120,6 +193,8 @@ def _regions(label: np.ndarray, writes: str) -> dict[str, np.ndarray]:
         return {"WT": label > 0, "TC": np.isin(label, (1, 4)), "ET": label == 4}
     if writes == "tc":
         return {"TC": label == 1}
+    if writes == "disc":  # a 2D task's binary target (LayoutMask) or written 0/255 mask
+        return {"disc": label > 0}
     return {"kidney+tumour": label > 0, "tumour": label == 2}
 
 
@@ -148,18 +223,39 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
 EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",)}
 
 
+def _read_2d(path: str | Path, layout: str | None = None) -> np.ndarray:
+    """A 2D image file as the bundles read it (``(W, H)``, :class:`transforms.LoadImage2D`); with ``layout``, a
+    mask file turned into that layout's binary target (:class:`transforms.LayoutMask`)."""
+    from transforms import LayoutMask, LoadImage2D
+
+    img = LoadImage2D()(str(path))
+    if layout:
+        img = LayoutMask(layout)(img)
+    return np.asarray(img)[0] if layout or img.shape[0] == 1 else np.asarray(img)
+
+
 def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None = None) -> dict[str, float]:
-    """Per region: Dice, HD95 (mm), boundary F at 1 and 2 voxels; with ``edge`` (the edge head's probability map)
-    the edge head's own F-score at 2 voxels against the label's Sobel-support edges (``edge_bf2``)."""
-    gt_img = nib.load(item["label"])
-    spacing = [float(s) for s in gt_img.header.get_zooms()[:3]]
-    gt = _regions(np.asarray(gt_img.dataobj), task)
-    pr = _regions(np.asarray(nib.load(str(pred)).dataobj), method.writes)
+    """Per region: Dice, HD95 (mm; pixels for 2D images), boundary F at 1 and 2 voxels; with ``edge`` (the edge
+    head's probability map) the edge head's own F-score at 2 voxels against the label's Sobel-support edges
+    (``edge_bf2``). A 2D task's ground truth is its mask file through the layout's :class:`transforms.LayoutMask`,
+    the prediction the bundle's 0/255 PNG at the image's size."""
+    t = TASKS[task]
+    if t.kind:
+        spacing = [1.0, 1.0]
+        gt = _regions(_read_2d(item["label"], t.layout), method.writes)
+        pr = _regions(_read_2d(pred), method.writes)
+    else:
+        gt_img = nib.load(item["label"])
+        spacing = [float(s) for s in gt_img.header.get_zooms()[:3]]
+        gt = _regions(np.asarray(gt_img.dataobj), task)
+        pr = _regions(np.asarray(nib.load(str(pred)).dataobj), method.writes)
     out = {}
     for region, p in pr.items():
         g = gt[region]
+        if p.shape != g.shape:
+            raise ValueError(f"{pred}: prediction of shape {p.shape}, ground truth {item['label']} {g.shape}")
         out[f"{region}/dice"] = dice(p, g)
-        out[f"{region}/hd95_mm"] = hd95(p, g, spacing)
+        out[f"{region}/hd95_{t.unit}"] = hd95(p, g, spacing)
         out[f"{region}/bf1"] = boundary_f_score(p, g, tolerance=1)
         out[f"{region}/bf2"] = boundary_f_score(p, g, tolerance=2)
     if edge is not None and method.writes in EDGE_REGIONS:
@@ -307,8 +403,12 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     if unknown:
         raise ValueError(f"unknown {task} method(s) {sorted(unknown)}; registered: {sorted(METHODS[task])}")
     data = out / "data"
-    layout = "brats2021" if task == "brats" else "kits19"
-    shape = tuple(shape or ((96, 96, 64) if task == "brats" else (48, 192, 192)))
+    t = TASKS[task]
+    layout = t.layout
+    shape = tuple(shape or t.shape)
+    if len(shape) != t.spatial_dims:
+        raise ValueError(f"{task}: shape {list(shape)} needs {t.spatial_dims} values "
+                         f"({'height, width' if t.kind else 'x, y, z'})")
     # a second call on the same folder resumes: the data is kept, finished runs (run.json) are not trained again
     setting = {"task": task, "cases": cases, "shape": list(shape), "difficulty": difficulty, "epochs": epochs,
                "small": small, "extra": extra or {}, "minutes": minutes, "val_fraction": val_fraction}
@@ -318,21 +418,30 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
         raise ValueError(f"{out} holds a leaderboard with other settings ({saved}: {saved.read_text().strip()}); "
                          "use a new --out folder")
     if not saved.is_file() or not (out / "datalist.json").is_file():
-        writer = write_brats_dataset if task == "brats" else write_kits_dataset
-        writer(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
+        if t.kind:
+            write_2d_dataset(t.kind, layout, data, cases=cases, seed=0, difficulty=difficulty, size=shape)
+        else:
+            writer = write_brats_dataset if task == "brats" else write_kits_dataset
+            writer(data, cases, shape, seed=0, progress=False, difficulty=difficulty)
         saved.write_text(json.dumps(setting))
     datalist = prepare_datalist(layout, data, out / "datalist.json", seed=0, val_fraction=val_fraction)
-    held_out = datalist["validation"]
+    # scored on the release's labelled test images where it has them (ORIGA's Set B, the papers' test split), else on
+    # the validation cases (which, then, also pick nothing: one validation at the end of training)
+    held_out = [it for it in datalist.get("testing", []) if "label" in it] or datalist["validation"]
     rows, info = [], {}
     for name in methods:
         method = METHODS[task][name]
-        over = dict(extra or {})
+        over = {**t.extra, **(extra or {})}
         two_d = method.bundle in BUNDLES_2D
         if two_d:  # whole axial slices at the volume's own in-plane size (no resampling)
             over["roi_size"] = list(shape[:2])
             if "cenet" in name:  # CE-Net needs sizes divisible by 32: the slices are resized up to that
                 over["roi_size"] = [-(-s // 32) * 32 for s in shape[:2]]
-        if small and "network_def" in method.overrides:  # a network given whole: the paper's widths
+        if t.kind:  # a 2D image bundle: its own widths; small: its cpu_small profile (128x128, Adam 1e-3, batch 4)
+            if small:
+                profile = json.loads((BUNDLES / method.bundle / "configs" / "cpu_small.json").read_text())
+                over = {**{k: v for k, v in profile.items() if k not in ("epochs", "val_interval", "num_workers")}, **over}
+        elif small and "network_def" in method.overrides:  # a network given whole: the paper's widths
             pass
         elif small:
             backbone = method.overrides.get("backbone", "segresnet")
@@ -341,7 +450,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                         {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16})
         for seed in range(seeds):
             root = out / "runs" / f"{name}_seed{seed}"
-            edges = method.overrides.get("edge_stream", True) and method.writes in EDGE_REGIONS
+            edges = method.has_edges and method.writes in EDGE_REGIONS
             done = root / "run.json"
             if done.is_file():
                 info.setdefault(name, []).append(json.loads(done.read_text()))
@@ -350,8 +459,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                                                                   over, minutes, bool(edges)))
                 done.write_text(json.dumps(info[name][-1]))
             for item in held_out:
-                pred = next((root / "pred").glob(f"{item['case_id']}*_seg.nii.gz"))
-                edge = next((p for p in (root / "pred").glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
+                pred, edge = _outputs(root / "pred", item, t)
                 rows.append({"method": name, "seed": seed, "case": item["case_id"],
                              **_score(method, task, pred, item, edge if edges else None)})
     info = {name: {k: (float(np.median([r[k] for r in runs])) if k != "params" else runs[0][k]) for k in runs[0]}
@@ -361,6 +469,20 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     if montage and held_out:
         write_montage(task, out, methods, held_out[0])
     return summary
+
+
+def _outputs(pred_dir: Path, item: dict, task: Task) -> tuple[Path, Path | None]:
+    """A held-out item's label map and (where written) edge map in a run's ``pred`` folder."""
+    if task.kind:  # <image stem>_seg.png (the 2D bundles' output_stem naming)
+        from .data.image2d import output_stem
+
+        stem = output_stem(item["image"], item.get("page"))
+        found = sorted(pred_dir.glob(f"{stem}_seg.*"))
+        if not found:
+            raise FileNotFoundError(f"no prediction {stem}_seg.* for {item['image']} in {pred_dir}")
+        return found[0], None
+    pred = next(pred_dir.glob(f"{item['case_id']}*_seg.nii.gz"))
+    return pred, next((p for p in pred_dir.glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
 
 
 def _train_and_infer(method: Method, root: Path, data: Path, out: Path, held_out: list, epochs: int, seed: int,
@@ -384,7 +506,7 @@ def _train_and_infer(method: Method, root: Path, data: Path, out: Path, held_out
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     wf = _workflow(method, "infer", root, output_dir=str(root / "pred"), save_edges=edges,
-                   datalist=[{"image": it["image"]} for it in held_out], **over)
+                   datalist=[{k: it[k] for k in ("image", "page") if k in it} for it in held_out], **over)
     with PeakMemory() as infer_mem:
         wf.run()
     wf.finalize()
@@ -394,6 +516,7 @@ def _train_and_infer(method: Method, root: Path, data: Path, out: Path, held_out
 
 
 def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficulty, minutes=None) -> dict:
+    unit = TASKS[task].unit
     keys = sorted({k for r in rows for k in r} - {"method", "seed", "case"})
     with open(out / "per_case.csv", "w", newline="") as f:
         w = csv.DictWriter(f, ["method", "seed", "case", *keys])
@@ -403,7 +526,8 @@ def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficult
     for name in methods:
         mine = [r for r in rows if r["method"] == name]
         for region in REGIONS[task]:
-            vals = {m: [r.get(f"{region}/{m}", np.nan) for r in mine] for m in ("dice", "hd95_mm", "bf1", "bf2")}
+            vals = {m: [r.get(f"{region}/{m}", np.nan) for r in mine]
+                    for m in ("dice", f"hd95_{unit}", "bf1", "bf2")}
             vals["edge_bf2"] = [r.get("edges/edge_bf2", np.nan) for r in mine]  # one edge map for all regions
             if all(np.isnan(v) for v in vals["dice"]):
                 continue
@@ -436,11 +560,12 @@ def _write_tables(task, out: Path, methods, rows, info, epochs, seeds, difficult
             w.writerows(paired)
     budget = f"up to {epochs} epochs in {minutes:g} min per run" if minutes else f"{epochs} epochs"
     lines = [f"# Leaderboard: {task}, {difficulty}, {budget}, {seeds} seed(s)", "",
-             "| method | region | Dice | HD95 (mm) | BF@1 | BF@2 | edge head BF@2 | params | epochs | s/iter "
+             f"| method | region | Dice | HD95 ({unit}) | BF@1 | BF@2 | edge head BF@2 | params | epochs | s/iter "
              "| s/volume | train peak MiB | inference peak MiB |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for t in table:
-        lines.append(f"| {t['method']} | {t['region']} | {t['dice']:.3f} ± {t['dice_std']:.3f} | {t['hd95_mm']:.2f} "
+        lines.append(f"| {t['method']} | {t['region']} | {t['dice']:.3f} ± {t['dice_std']:.3f} "
+                     f"| {t[f'hd95_{unit}']:.2f} "
                      f"| {t['bf1']:.3f} | {t['bf2']:.3f} | {t['edge_bf2']:.3f} | {t['params']:,} | {t['epochs']:g} | "
                      f"{t['s_per_iteration']:.2f} | {t['s_per_volume']:.2f} | {t['train_peak_mib']:.0f} | "
                      f"{t['infer_peak_mib']:.0f} |")
@@ -464,6 +589,12 @@ def _font(size: int):
         return ImageFont.load_default(size)
     except TypeError:  # Pillow < 10.1: one bitmap size
         return ImageFont.load_default()
+
+
+def _has_edges(task: str | None, name: str) -> bool:
+    if task in METHODS and name in METHODS[task]:
+        return METHODS[task][name].has_edges
+    return name in METHOD_HAS_EDGES
 
 
 def plot_leaderboard(summary: dict, path: str | Path) -> Path:
@@ -495,7 +626,7 @@ def plot_leaderboard(summary: dict, path: str | Path) -> Path:
     for region, rows in per_region.items():
         d.text((x, top + plot_h + 4), region, fill="black", font=big)
         for row in rows:
-            colour = (70, 120, 200) if row["method"] in METHOD_HAS_EDGES else (160, 160, 160)
+            colour = (70, 120, 200) if _has_edges(summary.get("task"), row["method"]) else (160, 160, 160)
             dice_v = float(row["dice"]) if np.isfinite(row["dice"]) else 0.0
             d.rectangle([x + 2, y(dice_v), x + bar - 3, y(0)], fill=colour)
             if np.isfinite(row["dice_std"]):
@@ -521,6 +652,9 @@ def write_montage(task: str, out: Path, methods: Sequence[str], item: dict, seed
     truth, then per method its label map and (where it has an edge head) its edge probability map."""
     from .visualize import overlay, save_montage, to_uint8
 
+    t = TASKS[task]
+    if t.kind:
+        return _montage_2d(t, out, methods, item, seed)
     gt = np.asarray(nib.load(item["label"]).dataobj)
     images = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
     image = np.asarray(nib.load(images[0]).dataobj, dtype=np.float32)  # FLAIR (BraTS layouts list it first), CT
@@ -546,6 +680,32 @@ def write_montage(task: str, out: Path, methods: Sequence[str], item: dict, seed
     return save_montage(rows, out / "montage.png", scale=2)
 
 
+def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed: int) -> Path:
+    """The 2D montage: the photograph (its green channel, where the disc and vessels show best) with the ground
+    truth, then each method's mask, all cropped to the ground truth's bounding box with a margin of its size."""
+    from .visualize import overlay, save_montage, to_uint8
+
+    image = _read_2d(item["image"])
+    gray_full = image[1] if image.ndim == 3 and image.shape[0] >= 3 else image.reshape(image.shape[-2:])
+    gt = _read_2d(item["label"], task.layout) > 0
+    box = np.argwhere(gt)
+    if box.size:  # the structure and a margin as large as itself
+        lo, hi = box.min(0), box.max(0) + 1
+        lo, hi = np.maximum(lo - (hi - lo), 0), np.minimum(hi + (hi - lo), gt.shape)
+    else:
+        lo, hi = np.zeros(2, int), np.array(gt.shape)
+    crop = lambda v: v[lo[0]:hi[0], lo[1]:hi[1]].T  # (W, H) -> (H, W), as the photograph  # noqa: E731
+    gray = to_uint8(crop(gray_full))
+    rows = [("image | ground truth", [gray, overlay(gray, crop(gt.astype(np.uint8)))])]
+    for name in methods:
+        try:
+            pred, _ = _outputs(out / "runs" / f"{name}_seed{seed}" / "pred", item, task)
+        except FileNotFoundError:
+            continue
+        rows.append((name, [overlay(gray, crop((_read_2d(pred) > 0).astype(np.uint8)))]))
+    return save_montage(rows, out / "montage.png", scale=2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_networks.leaderboard", description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(METHODS), required=True)
@@ -557,21 +717,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, help="training time budget per method and seed (stops after the "
                         "last epoch that fits; the table reports the epochs reached)")
     parser.add_argument("--cases", type=int, default=24)
-    parser.add_argument("--shape", type=int, nargs=3)
+    parser.add_argument("--shape", type=int, nargs="+", help="volume x y z, or 2D image height width")
     parser.add_argument("--held-out", type=float, help="fraction of the cases held out (default 0.2)")
     parser.add_argument("--small", action="store_true", help="narrow networks (the bundles' CPU profile widths)")
-    parser.add_argument("--roi-size", type=int, nargs=3, help="training crop and inference window")
+    parser.add_argument("--roi-size", type=int, nargs="+", help="training crop and inference window (2D: 2 values)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
                         help="further bundle overrides for every method, e.g. spacing=[3,3,4.5] num_samples=1")
     parser.add_argument("--smoke", action="store_true",
                         help="SegResNet vs EG-CNN, narrow networks, 8 tiny cases, 2 epochs, 1 seed")
     args = parser.parse_args(argv)
+    task = TASKS[args.task]
     if args.smoke:
-        methods = args.methods or ["segresnet", "egcnn_segresnet"]
-        shape = (40, 40, 28) if args.task == "brats" else (16, 48, 48)
-        extra = {"roi_size": [32, 32, 32]} if args.task == "brats" else {"roi_size": [32, 32, 32],
-                                                                         "spacing": [6.0, 6.0, 6.0], "num_samples": 1}
-        run_leaderboard(args.task, args.out, methods, 1, 2, 8, shape, args.difficulty, small=True, extra=extra)
+        methods = args.methods or (["unet", "egcnn_unet"] if task.kind else ["segresnet", "egcnn_segresnet"])
+        run_leaderboard(args.task, args.out, methods, 1, 2, 8, task.smoke_shape, args.difficulty, small=True,
+                        extra=dict(task.smoke_extra))
         return 0
     extra = {"roi_size": list(args.roi_size)} if args.roi_size else {}
     for item in args.set:
