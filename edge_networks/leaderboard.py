@@ -1,29 +1,38 @@
 """Head-to-head leaderboard: every registered method, trained through its bundle, against its plain backbone.
 
-    python -m edge_networks.leaderboard --task brats|kits [--difficulty hard] [--seeds 3] [--epochs 30]
+    python -m edge_networks.leaderboard --task brats|kits|fundus_od [--difficulty hard] [--seeds 3] [--epochs 30]
         [--cases 24] [--shape 96 96 64] [--methods segresnet egcnn_segresnet ...] --out DIR
-    python -m edge_networks.leaderboard --task brats --smoke --out DIR     # under 3 minutes on 2 CPU cores
+    python -m edge_networks.leaderboard --task brats|fundus_od --smoke --out DIR     # under 3 minutes on 2 CPU cores
     [--minutes M]  [--roi-size X Y Z]  [--held-out 0.33]  [--set KEY=JSON ...]  [--small]
 
 One synthetic dataset (the task's generator, ``--difficulty``), one split (``prepare_datalist``, seeded), and for
 each method and seed the method's bundle configs with overrides (``train.json`` for training,
 ``inference.json`` on the held-out cases) -- the same epochs, crops, seeds and precision for all; no second
-training loop. The written label maps are scored per held-out case and region by :mod:`edge_networks.metrics`:
-Dice, HD95 in mm (the image's spacing), boundary F-score at 1 and 2 voxels, and for methods with an edge head
-its own F-score at 2 voxels (its saved map, the maximum over its edge channels, at 0.5 against the union of the
-regions' Sobel-support edges; the same value on each region's row). Per method: parameters, seconds per
-training iteration (wall time over iterations, the final validation included), seconds per whole-volume
-inference (edge maps written too where there is an edge head), and peak memory of training and of inference
-(:class:`PeakMemory`). For every edge method, the paired difference to its own baseline over (case, seed) pairs
-with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method and region), ``paired.csv``,
-``leaderboard.md``, ``leaderboard.json``, ``per_case.csv``, ``leaderboard.png`` (:func:`plot_leaderboard`) and
-``montage.png`` (one held-out case segmented by every method, with the edge heads' maps).
+training loop. The held-out cases are the release's labelled test images where the layout has them (ORIGA's
+Set B), else the validation split. The written label maps are scored per held-out case and region by
+:mod:`edge_networks.metrics`: Dice, HD95 in mm (the image's spacing; pixels for 2D images), boundary F-score at 1
+and 2 voxels, and for 3D methods with an edge head its own F-score at 2 voxels (its saved map, the maximum over its
+edge channels, at 0.5 against the union of the regions' Sobel-support edges; the same value on each region's row).
+Per method: parameters, seconds per training iteration (wall time over iterations, the final validation included),
+seconds per whole-volume inference (edge maps written too where there is an edge head), and peak memory of training
+and of inference (:class:`PeakMemory`). For every edge method, the paired difference to its own baseline over
+(case, seed) pairs with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method and region),
+``paired.csv``, ``leaderboard.md``, ``leaderboard.json``, ``per_case.csv``, ``leaderboard.png``
+(:func:`plot_leaderboard`) and ``montage.png`` (one held-out case segmented by every method, with the 3D edge heads'
+maps).
 
-Registered methods (``METHODS``): the plain SegResNet, U-Net, V-Net and CE-Net (EG-CNN's bundle with the edge
-stream off: exactly MONAI's networks, and CE-Net in 3D), EG-CNN on each, and for BraTS the boundary-aware network
-against its own no-edge-loss ablation, in 3D and in 2D on axial slices (the paper's setting; the 2D network runs
-slice by slice over the same volumes and is scored on the same 3D label maps), and CE-Net and EG-CNN on CE-Net in 2D on
-the same slices. CE-Net needs crops divisible by 32 (2D slices are resized up to the next multiple).
+Registered methods (``METHODS``, tasks in ``TASKS``):
+
+- ``brats``, ``kits``: the plain SegResNet, U-Net, V-Net and CE-Net (EG-CNN's bundle with the edge stream off:
+  exactly MONAI's networks, and CE-Net in 3D), EG-CNN on each; for BraTS also the boundary-aware network against its
+  own no-edge-loss ablation, in 3D and in 2D on axial slices (the paper's setting; the 2D network runs slice by
+  slice over the same volumes and is scored on the same 3D label maps), and CE-Net and EG-CNN on CE-Net in 2D on the
+  same slices. CE-Net needs crops divisible by 32 (2D slices are resized up to the next multiple).
+- ``fundus_od`` (optic disc, synthetic ORIGA photographs): through the ``cenet_fundus_od`` bundle's pipeline (disc
+  window, resize, 8-fold flip TTA, PNG masks at the photograph's size; ``--small``: its ``cpu_small`` profile),
+  the plain 2D U-Net and CE-Net, EG-CNN on each, and the 2D boundary-aware network against its ablation
+  (:func:`_image2d`). Its edge heads are not scored (the 2D bundles write no edge map).
+
 Later methods add rows here.
 """
 

@@ -190,3 +190,66 @@ def test_cenet_2d_methods_train_on_the_slices(name, channels, brats_root, tmp_pa
     assert out["pred"].shape == (channels, 64, 64) and np.isfinite(float(out["loss"]))
     wf.finalize()
     assert (name in METHOD_HAS_EDGES) == (channels == 2)
+
+
+def test_every_task_pairs_an_edge_method_with_a_plain_baseline():
+    """Each registered pair differs by the edges: the edge method is trained with edge supervision, its baseline
+    is not (the plot's colours and the verdicts rest on this)."""
+    for task, methods in METHODS.items():
+        for name, m in methods.items():
+            if m.baseline:
+                assert m.has_edges and not methods[m.baseline].has_edges, (task, name)
+    assert not METHODS["fundus_od"]["cenet"].has_edges and METHODS["fundus_od"]["egcnn_cenet"].has_edges
+
+
+def _png(array, path):
+    Image.fromarray(np.asarray(array, np.uint8)).save(path)
+    return str(path)
+
+
+def test_2d_scores_read_the_mask_through_the_layout_and_refuse_a_transposed_prediction(tmp_path):
+    """A 2D task's prediction (0/255 PNG) against its ground truth (ORIGA's mask convention, >= 128): Dice of two
+    20x20 squares shifted by 5 columns is 0.75, distances in pixels; a transposed mask is refused, not scored."""
+    from edge_networks.leaderboard import _score
+
+    gt, pred = np.zeros((40, 60), np.uint8), np.zeros((40, 60), np.uint8)
+    gt[10:30, 10:30] = 250  # JPEG-like: not exactly 255
+    pred[10:30, 15:35] = 255
+    item = {"image": "unused.jpg", "label": _png(gt, tmp_path / "gt.png")}
+    method = METHODS["fundus_od"]["unet"]
+    out = _score(method, "fundus_od", _png(pred, tmp_path / "p_seg.png"), item)
+    assert out["disc/dice"] == pytest.approx(0.75)
+    assert out["disc/hd95_px"] == pytest.approx(5.0) and out["disc/bf2"] < 1.0
+    same = _score(method, "fundus_od", _png(gt // 250 * 255, tmp_path / "same_seg.png"), item)
+    assert same["disc/dice"] == 1.0 and same["disc/hd95_px"] == 0.0 and same["disc/bf1"] == 1.0
+    with pytest.raises(ValueError, match="prediction of shape"):
+        _score(method, "fundus_od", _png(pred.T, tmp_path / "t_seg.png"), item)
+
+
+def test_2d_smoke_run_scores_the_release_test_set(tmp_path):
+    """``--task fundus_od --smoke``: U-Net vs EG-CNN on U-Net through ``cenet_fundus_od`` on synthetic ORIGA,
+    scored on the release's labelled test images (Set B), HD95 in pixels; the table's Dice is the Dice of the
+    written PNG masks against the mask files, recomputed here from the files."""
+    assert main(["--task", "fundus_od", "--smoke", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "leaderboard.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["method"], r["region"]) for r in table] == [("unet", "disc"), ("egcnn_unet", "disc")]
+    assert "hd95_px" in table[0] and int(float(table[0]["epochs"])) == 2
+    assert "HD95 (px)" in (tmp_path / "leaderboard.md").read_text()
+    params = {r["method"]: int(r["params"]) for r in table}
+    assert params["egcnn_unet"] > params["unet"] > 1_000_000
+    test_items = [it for it in json.loads((tmp_path / "datalist.json").read_text())["testing"] if "label" in it]
+    with open(tmp_path / "per_case.csv") as f:
+        per_case = list(csv.DictReader(f))
+    assert len(test_items) >= 3 and {r["case"] for r in per_case} == {it["case_id"] for it in test_items}
+    for r in per_case:
+        item = next(it for it in test_items if it["case_id"] == r["case"])
+        gt = np.asarray(Image.open(item["label"]).convert("L")) >= 128
+        pred = np.asarray(Image.open(tmp_path / "runs" / f"{r['method']}_seed0" / "pred" / f"{r['case']}_seg.png"))
+        assert pred.shape == gt.shape and set(np.unique(pred)) <= {0, 255}
+        ref = 2 * (gt & (pred > 0)).sum() / max(gt.sum() + (pred > 0).sum(), 1)
+        assert float(r["disc/dice"]) == pytest.approx(ref, abs=1e-6)
+    with open(tmp_path / "paired.csv") as f:
+        assert [(p["method"], p["baseline"], p["region"]) for p in csv.DictReader(f)] == [
+            ("egcnn_unet", "unet", "disc")]
+    assert Image.open(tmp_path / "montage.png").size[1] > Image.open(tmp_path / "montage.png").size[0]
