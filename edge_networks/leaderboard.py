@@ -449,7 +449,8 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
         if t.kind:  # a 2D image bundle: its own widths; small: its cpu_small profile (128x128, Adam 1e-3, batch 4)
             if small:
                 profile = json.loads((BUNDLES / method.bundle / "configs" / "cpu_small.json").read_text())
-                over = {**{k: v for k, v in profile.items() if k not in ("epochs", "val_interval", "num_workers")}, **over}
+                skip = ("epochs", "val_interval", "num_workers")  # the leaderboard's own
+                over = {**{k: v for k, v in profile.items() if k not in skip}, **over}
         elif small and "network_def" in method.overrides:  # a network given whole: the paper's widths
             pass
         elif small:
