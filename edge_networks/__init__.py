@@ -11,7 +11,15 @@ Layout (by kind, as MONAI separates ``networks/nets``, ``networks/blocks`` and `
 The networks and losses are importable from here (``edge_networks.EGCNN`` in configs and user code).
 """
 
-from .losses import BalancedBCEWithLogitsLoss, BoundaryAwareLoss, DualTaskConsistencyLoss, EdgeLoss, EGCNNLoss
+from .losses import (
+    BalancedBCEWithLogitsLoss,
+    BoundaryAwareLoss,
+    DualTaskConsistencyLoss,
+    EdgeLoss,
+    EGCNNLoss,
+    LovaszHingeLoss,
+    LovaszSoftmaxLoss,
+)
 from .nets import EGCNN, BoundaryAwareNet, CENet
 
 __version__ = "0.1.0"
@@ -25,4 +33,6 @@ __all__ = [
     "DualTaskConsistencyLoss",
     "EdgeLoss",
     "EGCNNLoss",
+    "LovaszSoftmaxLoss",
+    "LovaszHingeLoss",
 ]

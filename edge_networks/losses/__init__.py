@@ -1,7 +1,10 @@
-"""Losses: the edge losses shared by the papers (:mod:`.edge`) and each paper's total loss."""
+"""Losses: the edge losses shared by the papers (:mod:`.edge`), the Lovász losses (:mod:`.lovasz`) and each paper's
+total loss."""
 
 from .boundary_aware import BoundaryAwareLoss
 from .edge import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss
 from .egcnn import EGCNNLoss
+from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss
 
-__all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss", "BoundaryAwareLoss"]
+__all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss", "BoundaryAwareLoss",
+           "LovaszSoftmaxLoss", "LovaszHingeLoss"]
