@@ -20,7 +20,7 @@ from .losses import (
     LovaszHingeLoss,
     LovaszSoftmaxLoss,
 )
-from .nets import EGCNN, BoundaryAwareNet, CENet
+from .nets import EGCNN, BoundaryAwareNet, CENet, ETNet
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "EGCNN",
     "BoundaryAwareNet",
     "CENet",
+    "ETNet",
     "BalancedBCEWithLogitsLoss",
     "BoundaryAwareLoss",
     "DualTaskConsistencyLoss",

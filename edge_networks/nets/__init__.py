@@ -1,4 +1,4 @@
-"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`), the MONAI backbones they
+"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`, :mod:`.etnet`), the MONAI backbones they
 plug into (:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
 
 from .backbones import BACKBONES, CENetBackbone, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
@@ -6,6 +6,7 @@ from .blocks import EdgeGatedLayer, interpolate_to, replace_batchnorm_with_group
 from .boundary_aware import BoundaryAwareNet
 from .cenet import CENet, CENetDecoderBlock, DACBlock, RMPBlock
 from .egcnn import EGCNN
+from .etnet import EdgeGuidanceModule, ETNet, ETNetDecoderBlock, WeightedAggregationModule
 
 __all__ = [
     "EGCNN",
@@ -14,6 +15,10 @@ __all__ = [
     "DACBlock",
     "RMPBlock",
     "CENetDecoderBlock",
+    "ETNet",
+    "ETNetDecoderBlock",
+    "EdgeGuidanceModule",
+    "WeightedAggregationModule",
     "CENetBackbone",
     "BACKBONES",
     "SegResNetBackbone",

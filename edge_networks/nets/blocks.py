@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 
-__all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm"]
+__all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm",
+           "load_torchvision_resnet", "dilate_last_stage"]
 
 
 def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -113,3 +116,59 @@ def replace_batchnorm_with_groupnorm(module: nn.Module, spatial_dims: int, num_g
     ``num_groups`` is reduced to a divisor of the channel count where needed. Returns ``module``.
     """
     return replace_batchnorm(module, ("group", {"num_groups": num_groups}), spatial_dims)
+
+
+def load_torchvision_resnet(encoder: nn.Module, path: str | Path, in_channels: int, arch: str = "resnet") -> None:
+    """Load a torchvision ResNet state dict (a file saved with ``torch.save(model.state_dict(), path)``, or a
+    checkpoint holding it under ``"state_dict"``) into ``encoder``, MONAI's 2D :class:`~monai.networks.nets.ResNet`
+    of the same depth (the same parameter names: CE-Net's ResNet-34, ET-Net's ResNet-50), strictly except the
+    classifier. For ``in_channels != 3`` the stem's RGB filters are summed and divided over the input channels.
+
+    Raises:
+        ValueError: the file is not a 2D ResNet state dict of ``encoder``'s depth (``arch`` names it).
+    """
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    w = state.get("conv1.weight")
+    if w is None:
+        raise ValueError(f"{path}: not a ResNet state dict (no 'conv1.weight')")
+    if w.ndim != 4:
+        raise ValueError(f"{path}: conv1.weight has shape {tuple(w.shape)}; a 2D torchvision {arch} is expected")
+    if in_channels != w.shape[1]:
+        state["conv1.weight"] = w.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels
+    own = {k for k in encoder.state_dict() if not k.startswith("fc.")}
+    missing, unexpected = own - set(state), set(state) - own
+    if missing or unexpected:
+        raise ValueError(f"{path}: not a torchvision {arch} state dict; missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}")
+    shapes = [k for k, v in encoder.state_dict().items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if shapes:
+        raise ValueError(f"{path}: not a torchvision {arch} state dict; shapes differ for {shapes[:5]}")
+    encoder.load_state_dict(state, strict=False)
+
+
+def dilate_last_stage(encoder: nn.Module, dilation: int = 2) -> nn.Module:
+    """Turn the last stage (``layer4``) of MONAI's bottleneck :class:`~monai.networks.nets.ResNet` from stride 2
+    into dilation (output stride 16 instead of 32), as torchvision's ``replace_stride_with_dilation=[False, False,
+    True]`` does: the stage's first block keeps dilation 1 with stride 1 (its 3x3 convolution and its shortcut), the
+    following blocks' 3x3 convolutions get ``dilation`` (and padding ``dilation``). Weights and their shapes are
+    unchanged, so ImageNet weights load as before. MONAI's ResNet has no dilation option; this changes the built
+    modules in place and returns ``encoder``.
+
+    Raises:
+        ValueError: ``encoder`` is not a bottleneck ResNet (ResNet-50 and deeper).
+    """
+    blocks = list(encoder.layer4)
+    if not all(hasattr(b, "conv3") for b in blocks):
+        raise ValueError("dilate_last_stage needs a bottleneck ResNet (ResNet-50 and deeper)")
+    first = blocks[0]
+    first.conv2.stride = (1,) * len(first.conv2.stride)
+    if first.downsample is not None:
+        shortcut = first.downsample[0] if isinstance(first.downsample, nn.Sequential) else first.downsample
+        shortcut.stride = (1,) * len(shortcut.stride)
+    for block in blocks[1:]:
+        block.conv2.dilation = (dilation,) * len(block.conv2.dilation)
+        block.conv2.padding = (dilation,) * len(block.conv2.padding)
+    return encoder

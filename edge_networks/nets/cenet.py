@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from monai.networks.nets import ResNet
 
-from .blocks import norm_layer, replace_batchnorm
+from .blocks import load_torchvision_resnet, norm_layer, replace_batchnorm
 
 __all__ = ["CENet", "DACBlock", "RMPBlock", "CENetDecoderBlock", "load_torchvision_resnet34"]
 
@@ -165,27 +165,9 @@ class CENetDecoderBlock(nn.Module):
 
 
 def load_torchvision_resnet34(encoder: ResNet, path: str | Path, in_channels: int) -> None:
-    """Load a torchvision ``resnet34`` state dict (a file saved with ``torch.save(model.state_dict(), path)``, or
-    a checkpoint holding it under ``"state_dict"``) into ``encoder`` (MONAI's 2D ResNet-34), strictly except the
-    classifier. For ``in_channels != 3`` the stem's RGB filters are summed and divided over the input channels.
-    """
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
-    w = state.get("conv1.weight")
-    if w is None:
-        raise ValueError(f"{path}: not a ResNet state dict (no 'conv1.weight')")
-    if w.ndim != 4:
-        raise ValueError(f"{path}: conv1.weight has shape {tuple(w.shape)}; a 2D torchvision resnet34 is expected")
-    if in_channels != w.shape[1]:
-        state["conv1.weight"] = w.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels
-    own = {k for k in encoder.state_dict() if not k.startswith("fc.")}
-    missing, unexpected = own - set(state), set(state) - own
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a torchvision resnet34 state dict; missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}")
-    encoder.load_state_dict(state, strict=False)
+    """Load a torchvision ``resnet34`` state dict into ``encoder`` (MONAI's 2D ResNet-34); see
+    :func:`.blocks.load_torchvision_resnet`."""
+    load_torchvision_resnet(encoder, path, in_channels, "resnet34")
 
 
 class CENet(nn.Module):
