@@ -1,5 +1,5 @@
-"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`, :mod:`.etnet`), the MONAI backbones they
-plug into (:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
+"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`, :mod:`.etnet`), the MONAI
+backbones they plug into (:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
 
 from .backbones import BACKBONES, CENetBackbone, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
 from .blocks import EdgeGatedLayer, interpolate_to, replace_batchnorm_with_groupnorm
