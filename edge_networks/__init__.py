@@ -17,6 +17,7 @@ from .losses import (
     DualTaskConsistencyLoss,
     EdgeLoss,
     EGCNNLoss,
+    ETNetLoss,
     LovaszHingeLoss,
     LovaszSoftmaxLoss,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "DualTaskConsistencyLoss",
     "EdgeLoss",
     "EGCNNLoss",
+    "ETNetLoss",
     "LovaszSoftmaxLoss",
     "LovaszHingeLoss",
 ]

@@ -4,7 +4,8 @@ total loss."""
 from .boundary_aware import BoundaryAwareLoss
 from .edge import BalancedBCEWithLogitsLoss, DualTaskConsistencyLoss, EdgeLoss
 from .egcnn import EGCNNLoss
+from .etnet import ETNetLoss
 from .lovasz import LovaszHingeLoss, LovaszSoftmaxLoss
 
 __all__ = ["BalancedBCEWithLogitsLoss", "EdgeLoss", "DualTaskConsistencyLoss", "EGCNNLoss", "BoundaryAwareLoss",
-           "LovaszSoftmaxLoss", "LovaszHingeLoss"]
+           "LovaszSoftmaxLoss", "LovaszHingeLoss", "ETNetLoss"]
