@@ -133,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         table += ("\n\nedge head (probability > 0.5, mean over held-out cases): "
                   f"F@2 vs its Sobel target {edge_head['bf2']:.3f}, F@1 / F@2 vs the thin region boundaries "
                   f"{edge_head['thin_bf1']:.3f} / {edge_head['thin_bf2']:.3f}, share more than 2 voxels from every "
-                  f"boundary {edge_head['interior']:.3f}, voxels per boundary voxel {edge_head['thickness']:.2f}")
+                  f"boundary {edge_head['interior']:.3f}, voxels per boundary voxel {edge_head['thickness']:.2f}, "
+                  f"share of the tumour covered {edge_head['fill']:.2f} (by its training target "
+                  f"{edge_head['target_fill']:.2f})")
     summary = {"cases": args.cases, "shape": args.shape, "epochs": args.epochs,
                "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics, "edge_head": edge_head,
                "timings_s": {k: round(v, 1) for k, v in timings.items()}}

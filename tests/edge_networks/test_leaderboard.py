@@ -150,6 +150,9 @@ def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
     assert boundary["thickness"] == pytest.approx(1.0)
     blob = score_edge_head(_nifti(ball.astype(np.float32), tmp_path / "blob.nii.gz"), label, regions=("WT",))
     assert blob["interior"] > 0.4 and blob["thin_bf2"] < 0.8 and blob["thickness"] > 5
+    # the share of the tumour covered: all of it for the blob, the boundary's share for the boundary
+    assert blob["fill"] == 1.0 and boundary["fill"] == pytest.approx(thin.sum() / ball.sum())
+    assert boundary["target_fill"] == blob["target_fill"] < 0.5
     # against the Sobel target (either side of the boundary): the thin boundary is within 2 voxels of all of it
     assert boundary["bf2"] == pytest.approx(1.0) and blob["bf2"] < boundary["bf2"]
 
