@@ -220,3 +220,16 @@ def write_dicom(path: Path, rows_first: np.ndarray, photometric: str = "MONOCHRO
     ds.is_little_endian, ds.is_implicit_VR = True, False
     ds.save_as(str(path), write_like_original=False)
     return path
+
+
+def assert_scripts_and_exports(net, x, path: Path, atol: float = 1e-4) -> None:
+    """``net`` (in eval mode) gives the same output eagerly, under TorchScript and through ONNX Runtime."""
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        eager = net(x)
+        torch.testing.assert_close(torch.jit.script(net)(x), eager)
+    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["pred"], dynamo=True)
+    onnx_out = ort.InferenceSession(str(path)).run(None, {"image": x.numpy()})[0]
+    torch.testing.assert_close(torch.as_tensor(onnx_out), eager, rtol=atol, atol=atol)

@@ -10,6 +10,7 @@ import torchvision
 
 from edge_networks.nets.cenet import CENet, DACBlock, RMPBlock
 from edge_networks.nets.egcnn import EGCNN
+from tests.helpers import assert_scripts_and_exports
 
 AUTHORS_PARAMS = 29_003_093  # CE_Net_(num_classes=1) of the authors' networks/cenet.py (commit 5ca9bcc)
 
@@ -121,18 +122,8 @@ def test_shapes_and_divisibility(spatial_dims, shape):
 
 
 def test_scripts_and_exports_to_onnx_with_equal_outputs(tmp_path):
-    import onnxruntime as ort
-
     torch.manual_seed(0)
-    net = CENet(2, 3, 1).eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        eager = net(x)
-        torch.testing.assert_close(torch.jit.script(net)(x), eager)
-    path = tmp_path / "cenet.onnx"
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["pred"], dynamo=True)
-    onnx_out = ort.InferenceSession(str(path)).run(None, {"image": x.numpy()})[0]
-    torch.testing.assert_close(torch.as_tensor(onnx_out), eager, rtol=1e-4, atol=1e-4)
+    assert_scripts_and_exports(CENet(2, 3, 1).eval(), torch.randn(1, 3, 64, 64), tmp_path / "cenet.onnx")
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import torchvision
 
 from edge_networks.nets.etnet import ETNet, ETNetDecoderBlock
+from tests.helpers import assert_scripts_and_exports
 
 
 def _encode(enc, x):
@@ -111,15 +112,5 @@ def test_weighted_aggregation_against_its_formula():
 
 
 def test_scripts_and_exports_to_onnx_with_equal_outputs(tmp_path):
-    import onnxruntime as ort
-
     torch.manual_seed(0)
-    net = ETNet(2, 3, 2).eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        eager = net(x)
-        torch.testing.assert_close(torch.jit.script(net)(x), eager)
-    path = tmp_path / "etnet.onnx"
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["pred"], dynamo=True)
-    onnx_out = ort.InferenceSession(str(path)).run(None, {"image": x.numpy()})[0]
-    torch.testing.assert_close(torch.as_tensor(onnx_out), eager, rtol=1e-4, atol=1e-4)
+    assert_scripts_and_exports(ETNet(2, 3, 2).eval(), torch.randn(1, 3, 64, 64), tmp_path / "etnet.onnx")
