@@ -28,7 +28,9 @@ class ETNetLoss(_Loss):
     Args:
         out_channels: segmentation channels (the first ``out_channels`` of the prediction).
         sigmoid: ``False`` (the paper): softmax classes with a label-map target ``(B, 1, *S)``, Lovász-Softmax;
-            ``True``: one binary channel (target ``(B, 1, *S)`` 0/1), the Lovász hinge. Defaults to False.
+            ``True``: independent binary channels (region masks as target, ``(B, out_channels, *S)``, such as
+            BraTS TC/WT/ET or one foreground), the Lovász hinge per channel, averaged; the edge target is then the
+            union of the regions' edges. Defaults to False.
         seg_weight, edge_weight: the paper's ``alpha`` and ``1 - alpha``. Defaults to 0.3 and 0.7.
         edge_mode, edge_thickness: the edge target (see :mod:`transforms.edges`). Defaults to ``"both"``, 1.
         per_image: Lovász per image (averaged) instead of per batch. Defaults to False (the authors' default for
@@ -36,15 +38,14 @@ class ETNetLoss(_Loss):
         ignore_index: void label value left out of both terms (for example 255). Defaults to None.
 
     Shapes: ``pred`` ``(B, out_channels + 2, *S)`` (or ``(B, out_channels, *S)``: the segmentation term alone,
-    unweighted); ``target`` ``(B, 1, *S)``. Returns a scalar; ``last`` holds the two terms.
+    unweighted); ``target`` ``(B, 1, *S)`` class indices, or ``(B, out_channels, *S)`` masks with ``sigmoid``.
+    Returns a scalar; ``last`` holds the two terms.
     """
 
     def __init__(self, out_channels: int, sigmoid: bool = False, seg_weight: float = 0.3, edge_weight: float = 0.7,
                  edge_mode: str = "both", edge_thickness: int = 1, per_image: bool = False,
                  ignore_index: int | None = None) -> None:
         super().__init__()
-        if sigmoid and out_channels != 1:
-            raise ValueError(f"sigmoid=True is the binary (one channel) case, got out_channels={out_channels}")
         self.out_channels, self.sigmoid = out_channels, sigmoid
         self.seg_weight, self.edge_weight = seg_weight, edge_weight
         self.edge_mode, self.edge_thickness, self.ignore_index = edge_mode, edge_thickness, ignore_index
@@ -54,12 +55,16 @@ class ETNetLoss(_Loss):
         self.last: dict[str, float] = {}
 
     def edge_target(self, target: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, *S)`` 0/1 edges of the label map ``target`` (void pixels keep ``ignore_index``)."""
+        """``(B, 1, *S)`` 0/1 edges of the label map (or region masks) ``target``, void pixels kept as
+        ``ignore_index``."""
+        if self.sigmoid:  # region masks: the union of their edges
+            return label_to_edge(target, target.ndim - 2, mode=self.edge_mode, thickness=self.edge_thickness,
+                                 merge=True).long()
         label = target.long()
         void = label == self.ignore_index if self.ignore_index is not None else None
         if void is not None:
             label = label.masked_fill(void, 0)
-        classes = None if self.sigmoid else list(range(1, max(self.out_channels, 2)))  # every foreground class
+        classes = list(range(1, max(self.out_channels, 2)))  # every foreground class
         edges = label_to_edge(label, target.ndim - 2, labels=classes, mode=self.edge_mode,
                               thickness=self.edge_thickness, merge=True).long()
         return edges.masked_fill(void, self.ignore_index) if void is not None else edges
@@ -70,7 +75,14 @@ class ETNetLoss(_Loss):
         if pred.shape[1] not in (self.out_channels, self.out_channels + 2):
             raise ValueError(f"ETNetLoss(out_channels={self.out_channels}) expects {self.out_channels} segmentation "
                              f"channels and optionally 2 edge channels, got {pred.shape[1]}")
-        seg = self.seg(pred[:, : self.out_channels], target)
+        if self.sigmoid:
+            if target.shape[1] != self.out_channels:
+                raise ValueError(f"ETNetLoss(sigmoid=True) needs {self.out_channels} target mask channels, got "
+                                 f"{target.shape[1]}")
+            seg = torch.stack([self.seg(pred[:, c : c + 1], target[:, c : c + 1]) for c in range(self.out_channels)])
+            seg = seg.mean()
+        else:
+            seg = self.seg(pred[:, : self.out_channels], target)
         self.last = {"seg": float(seg.detach())}
         if pred.shape[1] == self.out_channels:
             return seg

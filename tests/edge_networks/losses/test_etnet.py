@@ -77,5 +77,12 @@ def test_binary_form_uses_the_hinge_and_channels_are_checked():
     torch.testing.assert_close(loss(pred, label), expected)
     with pytest.raises(ValueError, match="expects 1 segmentation"):
         loss(torch.randn(2, 4, 12, 14), label)
-    with pytest.raises(ValueError, match="binary"):
-        ETNetLoss(out_channels=2, sigmoid=True)
+    # region masks (BraTS-like nested TC/WT): the hinge per channel, the union of the regions' edges
+    regions = torch.cat([(_label() == 2), (_label() > 0)], dim=1).long()
+    pred = torch.randn(2, 4, 12, 14)
+    hinge = LovaszHingeLoss(per_image=False)
+    seg = (hinge(pred[:, :1], regions[:, :1]) + hinge(pred[:, 1:2], regions[:, 1:2])) / 2
+    expected = 0.3 * seg + 0.7 * LovaszSoftmaxLoss()(pred[:, 2:], _both_edges(_label()))
+    torch.testing.assert_close(ETNetLoss(out_channels=2, sigmoid=True)(pred, regions), expected)
+    with pytest.raises(ValueError, match="2 target mask channels"):
+        ETNetLoss(out_channels=2, sigmoid=True)(pred, regions[:, :1])
