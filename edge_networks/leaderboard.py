@@ -76,6 +76,7 @@ class Method:
     writes: str = "brats"  # "brats" (labels 1/2/4), "tc" (1 = tumour core), "kits" (1 kidney, 2 tumour), "disc"
     edges: bool | None = None  # trained with edge supervision; None: unless the overrides turn the edge stream or
     # the edge loss off (``edge_stream``, ``edge_loss_weight``)
+    edge_map: bool = True  # its bundle writes its edge head's map (``save_edges``); False: the head is not scored
 
     @property
     def has_edges(self) -> bool:
@@ -100,6 +101,20 @@ _EGCNN_CENET_2D = {"network_def": {"_target_": "edge_networks.EGCNN", "spatial_d
                                    "edges_in_eval": "$edge_networks.bundle.flag(@save_edges)"},
                    "loss": {"_target_": "edge_networks.EGCNNLoss", "out_channels": 1, "sigmoid": True},
                    "save_edges": False}  # train.json has no save_edges; inference sets it
+
+
+def _etnet(bundle: str, writes: str, spatial_dims: int, in_channels, out_channels, suffix: str = "",
+           norm="batch") -> dict[str, Method]:
+    """ET-Net and the paper's ablation without its EGM (Table 4), through ``bundle``'s pipeline, both with ET-Net's
+    loss (0.3 Lovász seg + 0.7 Lovász-Softmax edge; the segmentation term alone without the EGM). Its 2-class edge
+    head is not written by the bundles, so not scored."""
+    def method(edge: bool, baseline):
+        net = {"_target_": "edge_networks.ETNet", "spatial_dims": spatial_dims, "in_channels": in_channels,
+               "out_channels": out_channels, "norm": norm, "edge_module": edge}
+        loss = {"_target_": "edge_networks.ETNetLoss", "out_channels": out_channels, "sigmoid": True}
+        return Method(bundle, {"network_def": net, "loss": loss}, baseline, writes, edges=edge, edge_map=False)
+
+    return {f"etnet{suffix}_no_edge": method(False, None), f"etnet{suffix}": method(True, f"etnet{suffix}_no_edge")}
 
 
 def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
@@ -141,6 +156,7 @@ def _image2d(bundle: str, writes: str) -> dict[str, Method]:
                                               edges=False),
         "boundary_aware": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 1.0}},
                                  "boundary_aware_no_edge_loss", writes, edges=True),
+        **_etnet(bundle, writes, 2, "@image_channels", "@out_channels"),
     }
 
 
@@ -187,6 +203,9 @@ METHODS: dict[str, dict[str, Method]] = {
         # CE-Net in 2D (the paper's network) and EG-CNN on it, on the same slices, loss and schedule
         "cenet_2d": Method("boundary_aware_brats", {**_CENET_2D, "edge_stream": False}, None, "tc"),
         "egcnn_cenet_2d": Method("boundary_aware_brats", _EGCNN_CENET_2D, "cenet_2d", "tc"),
+        # ET-Net in 2D on the same slices and in 3D on EG-CNN's region pipeline (ResNet-50: not run on the CPU)
+        **_etnet("boundary_aware_brats", "tc", 2, 1, 1, "_2d", ["group", {"num_groups": 8}]),
+        **_etnet("egcnn_brats", "brats", 3, 4, 3, "_3d", ["group", {"num_groups": 8}]),
     },
     "kits": _egcnn("egcnn_kits", "kits"),
     "fundus_od": _image2d("cenet_fundus_od", "disc"),
@@ -460,7 +479,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                         {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16})
         for seed in range(seeds):
             root = out / "runs" / f"{name}_seed{seed}"
-            edges = method.has_edges and method.writes in EDGE_REGIONS
+            edges = method.has_edges and method.edge_map and method.writes in EDGE_REGIONS
             done = root / "run.json"
             if done.is_file():
                 info.setdefault(name, []).append(json.loads(done.read_text()))

@@ -152,10 +152,12 @@ class WeightedAggregationModule(nn.Module):
                                     for i in range(len(channels) - 1)])
         self.head = _conv(spatial_dims, channels[-1] + edge_feature_channels, out_channels, 1, norm, plain=True)
 
-    def forward(self, decoded: list[torch.Tensor], edge_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, decoded: list[torch.Tensor], edge_features: torch.Tensor | None) -> torch.Tensor:
         x = self.first(decoded[0])
         for i, step in enumerate(self.steps):
             x = step(x, decoded[i + 1])
+        if edge_features is None:  # ET-Net without its EGM (edge_feature_channels 0)
+            return self.head(x)
         return self.head(torch.cat([x, interpolate_to(edge_features, x)], dim=1))
 
 
@@ -175,6 +177,9 @@ class ETNet(nn.Module):
         norm: normalisation everywhere (BatchNorm in the paper, synchronised over GPUs). Defaults to ``"batch"``.
         pretrained_path: a local torchvision ``resnet50`` state dict for the encoder (2D only). Defaults to None.
         edges_in_eval: also return the edge logits in evaluation mode. Defaults to False.
+        edge_module: build the EGM. ``False`` is the paper's ablation without it (Table 4, "w/o EGM"): the WAM's
+            head sees the aggregated decoder features alone and the output is the segmentation only, in training
+            too. Defaults to True.
 
     Shapes:
         input ``(B, in_channels, *S)``, every ``S`` divisible by 16 for exact alignment (other sizes are resized
@@ -200,6 +205,7 @@ class ETNet(nn.Module):
         norm: str | tuple = "batch",
         pretrained_path: str | None = None,
         edges_in_eval: bool = False,
+        edge_module: bool = True,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -209,7 +215,7 @@ class ETNet(nn.Module):
         if pretrained_path and spatial_dims != 2:
             raise ValueError("pretrained_path loads a 2D torchvision resnet50; there is no 3D ImageNet encoder")
         self.spatial_dims, self.out_channels, self.edge_channels = spatial_dims, out_channels, edge_channels
-        self.edges_in_eval = edges_in_eval
+        self.edges_in_eval, self.edge_module = edges_in_eval, edge_module
         self.encoder = ResNet("bottleneck", [3, 4, 6, 3], [64, 128, 256, 512], spatial_dims=spatial_dims,
                               n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, shortcut_type="B",
                               bias_downsample=False, feed_forward=False, norm=norm)
@@ -223,11 +229,14 @@ class ETNet(nn.Module):
         self.decoder1 = ETNetDecoderBlock(spatial_dims, e[2], e[3], d[0], norm)
         self.decoder2 = ETNetDecoderBlock(spatial_dims, e[1], d[0], d[1], norm)
         self.decoder3 = ETNetDecoderBlock(spatial_dims, e[0], d[1], d[2], norm)
-        self.egm = EdgeGuidanceModule(spatial_dims, e[0], e[1], egm_channels, edge_channels, norm)
-        self.wam = WeightedAggregationModule(spatial_dims, d, egm_channels, out_channels, se_reduction, norm)
+        self.egm = (EdgeGuidanceModule(spatial_dims, e[0], e[1], egm_channels, edge_channels, norm) if edge_module
+                    else None)
+        self.wam = WeightedAggregationModule(spatial_dims, d, egm_channels if edge_module else 0, out_channels,
+                                             se_reduction, norm)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(segmentation logits, edge logits)``, both at the input's size."""
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(segmentation logits, edge logits)``, both at the input's size (edge logits ``None`` without the
+        EGM)."""
         enc = self.encoder
         e1 = enc.layer1(enc.maxpool(enc.act(enc.bn1(enc.conv1(x)))))
         e2 = enc.layer2(e1)
@@ -236,12 +245,14 @@ class ETNet(nn.Module):
         d1 = self.decoder1(e3, e4)
         d2 = self.decoder2(e2, d1)
         d3 = self.decoder3(e1, d2)
+        if self.egm is None:
+            return interpolate_to(self.wam([d1, d2, d3], None), x), None
         edge_features, edge = self.egm(e1, e2)
         seg = self.wam([d1, d2, d3], edge_features)
         return interpolate_to(seg, x), interpolate_to(edge, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg, edge = self.features(x)
-        if self.training or self.edges_in_eval:
+        if edge is not None and (self.training or self.edges_in_eval):
             return torch.cat([seg, edge], dim=1)
         return seg

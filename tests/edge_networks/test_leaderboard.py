@@ -177,22 +177,25 @@ def test_time_budget_run_validates_saves_scores_and_resumes(tmp_path):
         run_leaderboard("brats", tmp_path, ["segresnet"], **{**kwargs, "cases": 7})
 
 
-@pytest.mark.parametrize(("name", "channels"), [("cenet_2d", 1), ("egcnn_cenet_2d", 2)])
-def test_cenet_2d_methods_train_on_the_slices(name, channels, brats_root, tmp_path):
-    """CE-Net and EG-CNN on CE-Net in 2D run through the boundary-aware bundle's slice pipeline: one training
-    iteration, a finite loss, the segmentation channel (and EG-CNN's edge channel) out, CE-Net's paper widths."""
+@pytest.mark.parametrize(("name", "network", "channels"), [
+    ("cenet_2d", "CENet", 1), ("egcnn_cenet_2d", "EGCNN", 2),
+    ("etnet_2d_no_edge", "ETNet", 1), ("etnet_2d", "ETNet", 3)])
+def test_2d_methods_train_on_the_slices(name, network, channels, brats_root, tmp_path):
+    """CE-Net, EG-CNN on CE-Net and ET-Net (with and without its EGM) in 2D run through the boundary-aware bundle's
+    slice pipeline: one training iteration, a finite loss, the segmentation channel (and the edge channels: one for
+    EG-CNN, two for ET-Net's softmax edge head) out, the papers' ResNet widths."""
     from edge_networks.leaderboard import _workflow
 
     method = METHODS["brats"][name]
     wf = _workflow(method, "train", tmp_path, dataset_dir=str(brats_root), epochs=1, val_interval=5,
                    roi_size=[64, 64], num_samples=2, **{"train#trainer#epoch_length": 1})
-    assert type(wf.network_def).__name__ == ("CENet" if name == "cenet_2d" else "EGCNN")
+    assert type(wf.network_def).__name__ == network
     assert sum(p.numel() for p in wf.network_def.parameters()) > 20_000_000
     wf.run()
     out = wf.trainer.state.output[0]
     assert out["pred"].shape == (channels, 64, 64) and np.isfinite(float(out["loss"]))
     wf.finalize()
-    assert (name in METHOD_HAS_EDGES) == (channels == 2)
+    assert (name in METHOD_HAS_EDGES) == (channels > 1) == METHODS["brats"][name].has_edges
 
 
 def test_every_task_pairs_an_edge_method_with_a_plain_baseline():

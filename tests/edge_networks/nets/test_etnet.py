@@ -114,3 +114,18 @@ def test_weighted_aggregation_against_its_formula():
 def test_scripts_and_exports_to_onnx_with_equal_outputs(tmp_path):
     torch.manual_seed(0)
     assert_scripts_and_exports(ETNet(2, 3, 2).eval(), torch.randn(1, 3, 64, 64), tmp_path / "etnet.onnx")
+
+
+def test_without_the_edge_module_is_the_papers_ablation():
+    """``edge_module=False`` (Table 4, w/o EGM): no EGM parameters, segmentation only in training and evaluation,
+    and it scripts."""
+    net, full = ETNet(2, 3, 2, edge_module=False), ETNet(2, 3, 2)
+    assert not any(n.startswith("egm") for n, _ in net.named_parameters())
+    egm = sum(p.numel() for p in full.egm.parameters())
+    head_diff = full.wam.head.conv.weight.numel() - net.wam.head.conv.weight.numel()
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in net.parameters()) == egm + head_diff
+    x = torch.randn(2, 3, 64, 64)
+    assert net.train()(x).shape == (2, 2, 64, 64)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(x), net(x))
