@@ -173,6 +173,15 @@ class Task:
     smoke_extra: dict = field(default_factory=dict)
     kind: str | None = None  # the 2D generator (``write_2d_dataset``); None: a 3D task
     extra: dict = field(default_factory=dict)
+    disc_window: float | None = None  # the disc crop (``disc_crop_size``) as a fraction of the image height
+
+    def defaults(self, shape: Sequence[int]) -> dict:
+        """Overrides every method gets on data of ``shape`` (before the user's)."""
+        out = dict(self.extra)
+        if self.disc_window:
+            side = int(round(self.disc_window * shape[0]))
+            out["disc_crop_size"] = [side, side]
+        return out
 
     @property
     def spatial_dims(self) -> int:
@@ -187,9 +196,9 @@ TASKS: dict[str, Task] = {
     "brats": Task("brats2021", ("WT", "TC", "ET"), (96, 96, 64), (40, 40, 28), {"roi_size": [32, 32, 32]}),
     "kits": Task("kits19", ("kidney+tumour", "tumour"), (48, 192, 192), (16, 48, 48),
                  {"roi_size": [32, 32, 32], "spacing": [6.0, 6.0, 6.0], "num_samples": 1}),
-    # ORIGA-layout photographs at 512x768 (the disc window scaled from the paper's 800 px of 2048x3072)
-    "fundus_od": Task("origa", ("disc",), (512, 768), (256, 384), {"disc_crop_size": [100, 100], "roi_size": [64, 64]},
-                      kind="fundus", extra={"disc_crop_size": [200, 200]}),
+    # ORIGA-layout photographs, 512x768 by default; the disc window scaled from the paper's 800 px of 2048 rows
+    "fundus_od": Task("origa", ("disc",), (512, 768), (256, 384), {"roi_size": [64, 64]}, kind="fundus",
+                      disc_window=800 / 2048),
 }
 
 METHODS: dict[str, dict[str, Method]] = {
@@ -459,7 +468,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
     rows, info = [], {}
     for name in methods:
         method = METHODS[task][name]
-        over = {**t.extra, **(extra or {})}
+        over = {**t.defaults(shape), **(extra or {})}
         two_d = method.bundle in BUNDLES_2D
         if two_d:  # whole axial slices at the volume's own in-plane size (no resampling)
             over["roi_size"] = list(shape[:2])

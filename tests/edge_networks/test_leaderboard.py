@@ -208,6 +208,15 @@ def test_every_task_pairs_an_edge_method_with_a_plain_baseline():
     assert not METHODS["fundus_od"]["cenet"].has_edges and METHODS["fundus_od"]["egcnn_cenet"].has_edges
 
 
+def test_the_disc_window_follows_the_photograph_size():
+    """The paper's 800-pixel disc window of ORIGA's 2048 rows, scaled to the synthetic photographs."""
+    from edge_networks.leaderboard import TASKS
+
+    assert TASKS["fundus_od"].defaults((2048, 3072))["disc_crop_size"] == [800, 800]
+    assert TASKS["fundus_od"].defaults((512, 768))["disc_crop_size"] == [200, 200]
+    assert TASKS["brats"].defaults((96, 96, 64)) == {}
+
+
 def _png(array, path):
     Image.fromarray(np.asarray(array, np.uint8)).save(path)
     return str(path)
