@@ -734,13 +734,16 @@ def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed:
         lo, hi = np.zeros(2, int), np.array(gt.shape)
     crop = lambda v: v[lo[0]:hi[0], lo[1]:hi[1]].T  # (W, H) -> (H, W), as the photograph  # noqa: E731
     gray = to_uint8(crop(gray_full))
-    rows = [("image | ground truth", [gray, overlay(gray, crop(gt.astype(np.uint8)))])]
+    tiles = [("image", gray), ("ground truth", overlay(gray, crop(gt.astype(np.uint8))))]
     for name in methods:
         try:
             pred, _ = _outputs(out / "runs" / f"{name}_seed{seed}" / "pred", item, task)
         except FileNotFoundError:
             continue
-        rows.append((name, [overlay(gray, crop((_read_2d(pred) > 0).astype(np.uint8)))]))
+        tiles.append((name, overlay(gray, crop((_read_2d(pred) > 0).astype(np.uint8)))))
+    per_row = 4  # a grid, each row titled by its tiles' names
+    rows = [(" | ".join(n for n, _ in tiles[i:i + per_row]), [t for _, t in tiles[i:i + per_row]])
+            for i in range(0, len(tiles), per_row)]
     return save_montage(rows, out / "montage.png", scale=2)
 
 

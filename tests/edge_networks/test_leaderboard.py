@@ -267,4 +267,5 @@ def test_2d_smoke_run_scores_the_release_test_set(tmp_path):
     with open(tmp_path / "paired.csv") as f:
         assert [(p["method"], p["baseline"], p["region"]) for p in csv.DictReader(f)] == [
             ("egcnn_unet", "unet", "disc")]
-    assert Image.open(tmp_path / "montage.png").size[1] > Image.open(tmp_path / "montage.png").size[0]
+    width, height = Image.open(tmp_path / "montage.png").size  # one row: image, ground truth, the two methods
+    assert width > 3 * height
