@@ -130,9 +130,10 @@ def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
 def _image2d(bundle: str, writes: str) -> dict[str, Method]:
     """The methods of a 2D image task, trained through that task's CE-Net bundle (its data pipeline, crop, resize,
     flip TTA and PNG output): the plain 2D U-Net (MONAI's ``BasicUNet``) and CE-Net (the bundle's own network),
-    EG-CNN on each, and the 2D boundary-aware network against its no-edge-loss ablation. Each pair shares one
-    segmentation loss, so that a difference is the edges': EG-CNN's loss (squared Dice, the CE-Net paper's loss too;
-    the plain member gets its Dice term alone) and the boundary-aware loss with the edge weight 1 or 0."""
+    EG-CNN on each, the 2D boundary-aware network against its no-edge-loss ablation, and ET-Net against its no-EGM
+    ablation. Each pair shares one segmentation loss, so that a difference is the edges': EG-CNN's loss (squared
+    Dice, the CE-Net paper's loss too; the plain member gets its Dice term alone), the boundary-aware loss with the
+    edge weight 1 or 0, ET-Net's loss (its Lovász segmentation term alone without the EGM)."""
     io = {"spatial_dims": 2, "in_channels": "@image_channels", "out_channels": "@out_channels"}
     egcnn_loss = {"_target_": "edge_networks.EGCNNLoss", "out_channels": "@out_channels", "sigmoid": "@sigmoid"}
 
