@@ -29,6 +29,8 @@ TINY_KITS = (16, 48, 48)
 TINY_2D = {
     "drive": ("fundus", 6, (72, 58)),
     "origa": ("fundus", 4, (80, 100)),
+    "refuge": ("fundus", 6, (84, 76)),
+    "montgomery": ("cxr", 4, (64, 52)),
     "luna2d": ("ct_slice", 4, (48, 56)),
     "isbi2012_em": ("em", 6, (48, 48)),
     "images_masks": ("oct", 4, (56, 72)),
@@ -49,6 +51,11 @@ SMALL: dict[str, dict] = {
     "cenet_em": {"roi_size": [64, 64], "batch_size": 2},
     "cenet_oct": {"roi_size": [64, 64], "batch_size": 2},
     "cenet_brats3d": {"roi_size": [32, 32, 32]},
+    "etnet_refuge": {"roi_size": [64, 64], "disc_crop_size": [72, 72], "batch_size": 2},
+    "etnet_drive": {"roi_size": [64, 64], "batch_size": 2},
+    "etnet_montgomery": {"roi_size": [64, 64], "batch_size": 2},
+    "etnet_luna2d": {"roi_size": [64, 64], "batch_size": 2},
+    "etnet_brats3d": {"roi_size": [32, 32, 32]},
 }
 # The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D bundle,
 # one 2D network on 3D volumes and one 2D bundle on image files. `make test-all` runs them on every bundle (the
@@ -86,6 +93,16 @@ def real_fundus_photo() -> Path:
     if not path.exists():
         pytest.skip(f"scikit-image without its retina photograph: {path}")
     return path
+
+
+def real_chest_xray() -> Path:
+    """pydicom-data's real computed radiograph ``RG1_UNCR.dcm`` (PA chest, 1955x1841, MONOCHROME1), or skip."""
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files("data_store") / "data" / "RG1_UNCR.dcm"))
+    except ModuleNotFoundError:
+        pytest.skip("pydicom-data is not installed (pip install -e '.[dev]')")
 
 
 def config_path(name: str, *files: str) -> str:

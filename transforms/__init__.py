@@ -26,6 +26,8 @@ from .labels import (
     KitsRegionsToLabelsd,
     LayoutMask,
     LayoutMaskd,
+    NestedRegions,
+    NestedRegionsd,
     ThresholdMask,
     ThresholdMaskd,
 )
@@ -62,6 +64,8 @@ __all__ = [
     "LAYOUT_MASK_TARGETS",
     "LayoutMask",
     "LayoutMaskd",
+    "NestedRegions",
+    "NestedRegionsd",
     "LoadImage2D",
     "LoadImage2Dd",
     "SaveOverlayd",

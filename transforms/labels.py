@@ -59,6 +59,8 @@ __all__ = [
     "LAYOUT_MASK_TARGETS",
     "LayoutMask",
     "LayoutMaskd",
+    "NestedRegions",
+    "NestedRegionsd",
 ]
 
 BRATS_REGIONS = ("TC", "WT", "ET")
@@ -169,6 +171,40 @@ class KitsRegionsToLabels(Transform):
         lab[masks[0]] = 1
         lab[masks[1]] = 2
         return convert_to_dst_type(lab[None], img, dtype=torch.uint8)[0]
+
+
+class NestedRegions(Transform):
+    """Label map of nested classes ``(1, *spatial)`` -> region masks ``(num_classes - 1, *spatial)``, channel
+    ``k - 1`` = ``label >= k``: each class lies inside the one below it.
+
+    The regions that nested structures are scored on: REFUGE/Drishti-GS disc and cup from a softmax network's
+    argmax (0 background, 1 disc rim, 2 cup: disc = 1 or 2, cup = 2; the challenge's disc Dice counts the cup as
+    disc), or KiTS's kidneys and tumour (the same as :class:`ConvertToKitsRegions`). The inverse is the sum of
+    the masks (``LayoutMask(..., target="disc_cup_indices")``).
+
+    Args:
+        num_classes: label values ``0 .. num_classes - 1``, background included. Defaults to 3.
+
+    Raises:
+        ValueError: ``num_classes < 2``.
+
+    >>> NestedRegions(3)(torch.tensor([[[0, 1, 2]]]))
+    tensor([[[0., 1., 1.]],
+    <BLANKLINE>
+            [[0., 0., 1.]]])
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, num_classes: int = 3) -> None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (background and one class), got {num_classes}")
+        self.num_classes = num_classes
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        lab = _label_map(img)
+        out = torch.stack([lab >= k for k in range(1, self.num_classes)])
+        return convert_to_dst_type(out, img, dtype=torch.float32)[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +319,7 @@ class EMMembranes(Transform):
         return convert_to_dst_type(_grey(img) < 128, img, dtype=torch.float32)[0]
 
 
-LAYOUT_MASK_TARGETS = ("foreground", "disc", "cup", "disc_cup", "indices")
+LAYOUT_MASK_TARGETS = ("foreground", "disc", "cup", "disc_cup", "disc_cup_indices", "indices")
 
 
 class LayoutMask(Transform):
@@ -307,8 +343,10 @@ class LayoutMask(Transform):
     Args:
         layout: a 2D layout name (``"origa"``, ``"drive"``, ...).
         target: ``"foreground"`` (one binary channel: the layout's only structure, or the disc of disc/cup
-            layouts), ``"disc"``, ``"cup"``, ``"disc_cup"`` (two channels) or ``"indices"`` (one channel of
-            class indices; ``indices`` layouts only). Defaults to ``"foreground"``.
+            layouts), ``"disc"``, ``"cup"``, ``"disc_cup"`` (two channels), ``"disc_cup_indices"`` (one channel of
+            class indices for a softmax network: 0 background, 1 disc rim (disc without cup), 2 cup; the inverse
+            of :class:`NestedRegions`) or ``"indices"`` (one channel of class indices; ``indices`` layouts only).
+            Defaults to ``"foreground"``.
         agreement: Drishti-GS soft-map level (see :class:`BinariseSoftMap`). Defaults to ``"all"``.
 
     Raises:
@@ -319,6 +357,8 @@ class LayoutMask(Transform):
     tensor([[[0., 0., 1., 1.]]])
     >>> LayoutMask("refuge", "cup")(torch.tensor([[[255.0, 128.0, 0.0]]]))
     tensor([[[0., 0., 1.]]])
+    >>> LayoutMask("refuge", "disc_cup_indices")(torch.tensor([[[255.0, 128.0, 0.0]]]))
+    tensor([[[0., 1., 2.]]])
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -333,7 +373,7 @@ class LayoutMask(Transform):
             raise ValueError(f"unknown target {target!r}; choose one of {list(LAYOUT_MASK_TARGETS)}")
         conv = lay.label_convention
         disc_cup = conv in ("refuge", "soft_map")
-        if target in ("cup", "disc_cup") and not disc_cup:
+        if target in ("cup", "disc_cup", "disc_cup_indices") and not disc_cup:
             raise ValueError(f"layout {layout!r} has no cup annotation in its label files (target {target!r})")
         if target == "indices" and conv != "indices":
             raise ValueError(f"target 'indices' needs a class-index layout (images_masks); {layout!r} is {conv}")
@@ -350,11 +390,15 @@ class LayoutMask(Transform):
         else:
             self.convert = CombineMasks(128)
         if disc_cup:
-            self.channels = {"cup": slice(1, 2), "disc_cup": slice(0, 2)}.get(target, slice(0, 1))
+            self.channels = {"cup": slice(1, 2), "disc_cup": slice(0, 2),
+                             "disc_cup_indices": slice(0, 2)}.get(target, slice(0, 1))
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         out = self.convert(img)
-        return out[self.channels] if self.channels is not None else out
+        out = out[self.channels] if self.channels is not None else out
+        if self.target == "disc_cup_indices":  # nested regions: index = how many of (disc, cup) hold the pixel
+            out = out.sum(0, keepdims=True)
+        return out
 
 
 class _Indices(Transform):
@@ -485,3 +529,19 @@ class LayoutMaskd(_Dict):
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.array_transform = LayoutMask(layout, target, agreement)
+
+
+class NestedRegionsd(_Dict):
+    """Dictionary version of :class:`NestedRegions`.
+
+    >>> NestedRegionsd("pred", num_classes=3)({"pred": torch.tensor([[[2, 0]]])})["pred"]
+    tensor([[[1., 0.]],
+    <BLANKLINE>
+            [[1., 0.]]])
+    """
+
+    backend = NestedRegions.backend
+
+    def __init__(self, keys: KeysCollection, num_classes: int = 3, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.array_transform = NestedRegions(num_classes)

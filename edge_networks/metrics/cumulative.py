@@ -23,6 +23,7 @@ _BINARY = {
     "jaccard": lambda p, r, roi, kw: m.jaccard(p, r, **kw),
     "thresholded_jaccard": lambda p, r, roi, kw: m.jaccard(p, r),
     "overlap_error": lambda p, r, roi, kw: m.overlap_error(p, r, **kw),
+    "mean_iou": lambda p, r, roi, kw: m.mean_iou(p, r, roi),
     "accuracy": lambda p, r, roi, kw: m.accuracy(p, r, roi),
     "sensitivity": lambda p, r, roi, kw: m.sensitivity(p, r, roi),
     "specificity": lambda p, r, roi, kw: m.specificity(p, r, roi),

@@ -245,6 +245,9 @@ def _check_image2d_outputs(name: str, data: Path, pred: Path) -> None:
     input's stem, with the input's width and height, holding only the metadata's label values."""
     items = build_datalist(layout(name), data)
     assert len(list(pred.glob("*_seg.png"))) == len(list(pred.glob("*_overlay.png"))) == len(items)
+    edge_postfix = next((t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
+                         if t["_target_"] == "SaveImaged"), None)
+    assert len(list(pred.glob(f"*_{edge_postfix}.png"))) == (len(items) if edge_postfix else 0)
     for item in items:
         src = read_image_2d(item["image"], item.get("page"))
         stem = output_stem(item["image"], item.get("page"))
@@ -253,6 +256,9 @@ def _check_image2d_outputs(name: str, data: Path, pred: Path) -> None:
         assert seg.size == overlay.size == src.array.shape[1::-1], (stem, seg.size, src.array.shape)
         assert seg.mode == "L" and overlay.mode == "RGB"
         assert set(np.unique(np.asarray(seg)).tolist()) <= label_values(name)
+        if edge_postfix:  # the edge networks' edge probability map, 0..255, of the input's size
+            edge = Image.open(pred / f"{stem}_{edge_postfix}.png")
+            assert edge.size == seg.size and edge.mode == "L", (stem, edge.size, edge.mode)
 
 
 @pytest.mark.parametrize("name", BUNDLES)

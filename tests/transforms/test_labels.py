@@ -15,6 +15,9 @@ from transforms import (
     ConvertToKitsRegions,
     KitsRegionsToLabels,
     KitsRegionsToLabelsd,
+    LayoutMask,
+    NestedRegions,
+    NestedRegionsd,
 )
 
 
@@ -73,11 +76,32 @@ def test_kits_regions_and_back():
     np.testing.assert_array_equal(KitsRegionsToLabels()(regions), lab)
 
 
+def test_nested_regions_disc_cup_kits_and_back():
+    """Nested classes -> region masks: the disc holds the cup (1 or 2), KiTS's kidneys hold the tumour; the sum of
+    the masks gives the label map back, as LayoutMask's ``disc_cup_indices`` builds it from REFUGE's file values."""
+    lab = np.array([0, 1, 2, 1, 0, 2], np.uint8).reshape(1, 2, 3)
+    regions = NestedRegions(3)(lab)
+    assert regions.shape == (2, 2, 3) and regions.dtype == np.float32
+    np.testing.assert_array_equal(regions[0], lab[0] >= 1)
+    np.testing.assert_array_equal(regions[1], lab[0] == 2)
+    np.testing.assert_array_equal(regions, ConvertToKitsRegions()(lab))  # the same nesting as KiTS
+    np.testing.assert_array_equal(regions.sum(0, keepdims=True), lab)
+    refuge = torch.tensor([[[255.0, 128.0, 0.0]]])  # background, rim, cup as the BMP stores them
+    np.testing.assert_array_equal(NestedRegions(3)(LayoutMask("refuge", "disc_cup_indices")(refuge)),
+                                  LayoutMask("refuge", "disc_cup")(refuge))
+    four = NestedRegions(4)(torch.tensor([[[3, 0, 2]]]))
+    assert four.tolist() == [[[1, 0, 1]], [[1, 0, 1]], [[1, 0, 0]]]
+    with pytest.raises(ValueError, match="at least 2"):
+        NestedRegions(1)
+
+
 def test_dict_versions_keep_meta():
     affine = torch.diag(torch.tensor([1.5, 1.5, 2.0, 1.0]))
     lab = MetaTensor(torch.tensor([0, 1, 2, 4]).reshape(1, 4, 1, 1), affine=affine)
     d = ConvertToBratsRegionsd("label")({"label": lab})
     assert d["label"].shape == (3, 4, 1, 1) and torch.equal(d["label"].affine, affine)
+    nested = NestedRegionsd("label", num_classes=3)({"label": lab.clamp(max=2)})["label"]
+    assert nested.shape == (2, 4, 1, 1) and torch.equal(nested.affine, affine)
     d = BratsRegionsToLabelsd("label")(d)
     assert torch.equal(d["label"].as_tensor().long(), lab.as_tensor().long())
     k = KitsRegionsToLabelsd("pred")({"pred": torch.tensor([[[0.9]], [[0.8]]])})

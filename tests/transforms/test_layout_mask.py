@@ -19,6 +19,7 @@ from transforms import LayoutMask, LayoutMaskd, LoadImage2Dd
     ("isbi2012_em", "foreground", [255, 0, 120], [0, 1, 1]),  # membranes (black) are the foreground
     ("refuge", "disc", [255, 128, 0], [0, 1, 1]),  # the disc includes the cup
     ("refuge", "cup", [255, 128, 0], [0, 0, 1]),
+    ("refuge", "disc_cup_indices", [255, 128, 0, 200, 40], [0, 1, 2, 0, 2]),  # softmax classes, resampled values
     ("images_masks", "foreground", [0, 1, 3, 255], [0, 1, 1, 1]),
     ("images_masks", "indices", [0, 1, 3, 8], [0, 1, 3, 8]),
 ])
@@ -36,11 +37,14 @@ def test_two_file_labels():
     soft = torch.tensor([[[255.0, 200.0, 0.0]], [[255.0, 0.0, 0.0]]])
     assert LayoutMask("drishti_gs", "disc_cup")(soft).tolist() == [[[1, 0, 0]], [[1, 0, 0]]]
     assert LayoutMask("drishti_gs", "disc", agreement="any")(soft).flatten().tolist() == [1, 1, 0]
+    assert LayoutMask("drishti_gs", "disc_cup_indices", agreement="any")(soft).flatten().tolist() == [2, 1, 0]
 
 
 def test_refused_targets_and_layouts():
     with pytest.raises(ValueError, match="no cup annotation"):
         LayoutMask("origa", "cup")
+    with pytest.raises(ValueError, match="no cup annotation"):
+        LayoutMask("montgomery", "disc_cup_indices")
     with pytest.raises(ValueError, match="class-index layout"):
         LayoutMask("drive", "indices")
     with pytest.raises(ValueError, match="2D layouts"):

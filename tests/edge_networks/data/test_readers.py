@@ -4,9 +4,7 @@ photograph (scikit-image) and computed radiograph (pydicom-data) load right; NIf
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -16,7 +14,7 @@ from PIL import Image
 
 from edge_networks.data import verify_datalist
 from edge_networks.data.readers import Image2DReader, read_image_2d
-from tests.helpers import asymmetric, real_fundus_photo, write_dicom
+from tests.helpers import asymmetric, real_chest_xray, real_fundus_photo, write_dicom
 from transforms import LoadImage2D, LoadImage2Dd
 
 
@@ -117,14 +115,6 @@ def test_monai_loadimage_takes_the_reader(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _real_cxr() -> Path:
-    try:
-        path = Path(str(importlib.resources.files("data_store") / "data" / "RG1_UNCR.dcm"))
-    except ModuleNotFoundError:
-        pytest.skip("pydicom-data is not installed (pip install -e '.[dev]')")
-    return path
-
-
 def test_real_fundus_photograph_loads_and_checks(tmp_path):
     path = real_fundus_photo()
     img = LoadImage2D()(str(path))
@@ -140,7 +130,7 @@ def test_real_fundus_photograph_loads_and_checks(tmp_path):
 
 
 def test_real_computed_radiograph_loads_inverted_and_checks():
-    path = _real_cxr()
+    path = real_chest_xray()
     ds = pydicom.dcmread(str(path))
     assert ds.PhotometricInterpretation == "MONOCHROME1"
     img = LoadImage2D()(str(path))

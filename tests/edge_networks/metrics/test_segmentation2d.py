@@ -34,6 +34,7 @@ def test_hand_worked_squares():
     assert M.accuracy(p, r) == pytest.approx(86 / 100)
     assert M.sensitivity(p, r) == pytest.approx(9 / 16)
     assert M.specificity(p, r) == pytest.approx(77 / 84)
+    assert M.mean_iou(p, r) == pytest.approx((9 / 23 + 77 / 91) / 2)  # background: 77 / (77 + 7 + 7)
     # boundaries: 4x4 rings of 12 px each; exactly two pixels, (5,3) and (3,5), lie on both rings: at tolerance 0
     # precision = recall = 2/12; within 1.5 px every ring pixel has a pixel of the other ring (corners: sqrt 2)
     assert M.boundary_f_score(p, r, tolerance=0) == pytest.approx(2 / 12)
@@ -49,10 +50,12 @@ def test_against_scikit_learn(seed):
     assert M.accuracy(pred, ref) == pytest.approx(accuracy_score(y, yp))
     assert M.sensitivity(pred, ref) == pytest.approx(recall_score(y, yp))
     assert M.specificity(pred, ref) == pytest.approx(recall_score(y, yp, pos_label=0))
+    assert M.mean_iou(pred, ref) == pytest.approx(jaccard_score(y, yp, average="macro"))
     assert M.auc(prob, ref) == pytest.approx(roc_auc_score(y, prob.ravel()))
     roi = np.zeros_like(ref)
     roi[5:35, 5:45] = True  # DRIVE's FOV: scored inside it only
     assert M.accuracy(pred, ref, roi) == pytest.approx(accuracy_score(ref[roi], pred[roi]))
+    assert M.mean_iou(pred, ref, roi) == pytest.approx(jaccard_score(ref[roi], pred[roi], average="macro"))
     assert M.auc(prob, ref, roi) == pytest.approx(roc_auc_score(ref[roi], prob[roi]))
 
 
