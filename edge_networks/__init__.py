@@ -13,6 +13,7 @@ The networks and losses are importable from here (``edge_networks.EGCNN`` in con
 
 from .losses import (
     BalancedBCEWithLogitsLoss,
+    BANetLoss,
     BoundaryAwareLoss,
     DualTaskConsistencyLoss,
     EdgeLoss,
@@ -21,7 +22,7 @@ from .losses import (
     LovaszHingeLoss,
     LovaszSoftmaxLoss,
 )
-from .nets import EGCNN, BoundaryAwareNet, CENet, ETNet
+from .nets import EGCNN, BANet, BoundaryAwareNet, CENet, ETNet
 
 __version__ = "0.1.0"
 
@@ -30,12 +31,14 @@ __all__ = [
     "BoundaryAwareNet",
     "CENet",
     "ETNet",
+    "BANet",
     "BalancedBCEWithLogitsLoss",
     "BoundaryAwareLoss",
     "DualTaskConsistencyLoss",
     "EdgeLoss",
     "EGCNNLoss",
     "ETNetLoss",
+    "BANetLoss",
     "LovaszSoftmaxLoss",
     "LovaszHingeLoss",
 ]

@@ -1,7 +1,9 @@
-"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`, :mod:`.etnet`), the MONAI
-backbones they plug into (:mod:`.backbones`) and the blocks shared between papers (:mod:`.blocks`)."""
+"""Networks, one file per paper (:mod:`.egcnn`, :mod:`.boundary_aware`, :mod:`.cenet`, :mod:`.etnet`,
+:mod:`.banet`), the MONAI backbones they plug into (:mod:`.backbones`) and the blocks shared between papers
+(:mod:`.blocks`)."""
 
 from .backbones import BACKBONES, CENetBackbone, SegResNetBackbone, UNetBackbone, VNetBackbone, build_backbone
+from .banet import BANet, BANetASPP, CrossFeatureFusion, MiniMultiTask, PyramidEdgeExtraction
 from .blocks import EdgeGatedLayer, interpolate_to, replace_batchnorm_with_groupnorm
 from .boundary_aware import BoundaryAwareNet
 from .cenet import CENet, CENetDecoderBlock, DACBlock, RMPBlock
@@ -19,6 +21,11 @@ __all__ = [
     "ETNetDecoderBlock",
     "EdgeGuidanceModule",
     "WeightedAggregationModule",
+    "BANet",
+    "BANetASPP",
+    "PyramidEdgeExtraction",
+    "MiniMultiTask",
+    "CrossFeatureFusion",
     "CENetBackbone",
     "BACKBONES",
     "SegResNetBackbone",

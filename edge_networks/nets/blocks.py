@@ -9,9 +9,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
+from monai.networks.nets import ResNet
 
 __all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm",
-           "load_torchvision_resnet", "dilate_last_stage"]
+           "load_torchvision_resnet", "dilate_stages", "dilate_last_stage", "ResNetEncoder",
+           "resnet50_encoder"]
 
 
 def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -149,26 +151,80 @@ def load_torchvision_resnet(encoder: nn.Module, path: str | Path, in_channels: i
     encoder.load_state_dict(state, strict=False)
 
 
-def dilate_last_stage(encoder: nn.Module, dilation: int = 2) -> nn.Module:
-    """Turn the last stage (``layer4``) of MONAI's bottleneck :class:`~monai.networks.nets.ResNet` from stride 2
-    into dilation (output stride 16 instead of 32), as torchvision's ``replace_stride_with_dilation=[False, False,
-    True]`` does: the stage's first block keeps dilation 1 with stride 1 (its 3x3 convolution and its shortcut), the
-    following blocks' 3x3 convolutions get ``dilation`` (and padding ``dilation``). Weights and their shapes are
-    unchanged, so ImageNet weights load as before. MONAI's ResNet has no dilation option; this changes the built
-    modules in place and returns ``encoder``.
+def dilate_stages(encoder: nn.Module, replace_stride_with_dilation: tuple[bool, bool, bool]) -> nn.Module:
+    """Turn stages 2-4 (``layer2``-``layer4``) of MONAI's bottleneck :class:`~monai.networks.nets.ResNet` from
+    stride 2 into dilation, exactly as torchvision's ``resnet50(replace_stride_with_dilation=...)`` builds them:
+    for each flagged stage the running dilation doubles, the stage's first block keeps the previous dilation with
+    stride 1 (its 3x3 convolution and its shortcut) and the following blocks' 3x3 convolutions get the new one.
+    ``(False, False, True)`` gives output stride 16 (ET-Net: layer4 at dilation 2), ``(False, True, True)`` output
+    stride 8 (BA-Net, DeepLab: layer3 at 2, layer4 at 2 then 4). Weights and their shapes are unchanged, so
+    ImageNet weights load as before. MONAI's ResNet has no dilation option; this changes the built modules in
+    place and returns ``encoder``.
 
     Raises:
-        ValueError: ``encoder`` is not a bottleneck ResNet (ResNet-50 and deeper).
+        ValueError: ``encoder`` is not a bottleneck ResNet (ResNet-50 and deeper), or the flags are not three.
     """
-    blocks = list(encoder.layer4)
-    if not all(hasattr(b, "conv3") for b in blocks):
-        raise ValueError("dilate_last_stage needs a bottleneck ResNet (ResNet-50 and deeper)")
-    first = blocks[0]
-    first.conv2.stride = (1,) * len(first.conv2.stride)
-    if first.downsample is not None:
-        shortcut = first.downsample[0] if isinstance(first.downsample, nn.Sequential) else first.downsample
-        shortcut.stride = (1,) * len(shortcut.stride)
-    for block in blocks[1:]:
-        block.conv2.dilation = (dilation,) * len(block.conv2.dilation)
-        block.conv2.padding = (dilation,) * len(block.conv2.padding)
+    if len(replace_stride_with_dilation) != 3:
+        raise ValueError(f"replace_stride_with_dilation needs 3 flags (layer2-4), got {replace_stride_with_dilation}")
+    dilation = 1
+    for name, flag in zip(("layer2", "layer3", "layer4"), replace_stride_with_dilation):
+        blocks = list(getattr(encoder, name))
+        if not all(hasattr(b, "conv3") for b in blocks):
+            raise ValueError("dilating a ResNet stage needs a bottleneck ResNet (ResNet-50 and deeper)")
+        if not flag:
+            continue
+        previous, dilation = dilation, dilation * 2
+        first = blocks[0]
+        first.conv2.stride = (1,) * len(first.conv2.stride)
+        first.conv2.dilation = (previous,) * len(first.conv2.dilation)
+        first.conv2.padding = (previous,) * len(first.conv2.padding)
+        if first.downsample is not None:
+            shortcut = first.downsample[0] if isinstance(first.downsample, nn.Sequential) else first.downsample
+            shortcut.stride = (1,) * len(shortcut.stride)
+        for block in blocks[1:]:
+            block.conv2.dilation = (dilation,) * len(block.conv2.dilation)
+            block.conv2.padding = (dilation,) * len(block.conv2.padding)
+    return encoder
+
+
+def dilate_last_stage(encoder: nn.Module) -> nn.Module:
+    """Output stride 16: ``layer4`` dilated (ET-Net), :func:`dilate_stages` with ``(False, False, True)``."""
+    return dilate_stages(encoder, (False, False, True))
+
+
+class ResNetEncoder(ResNet):
+    """MONAI's :class:`~monai.networks.nets.ResNet` as an encoder: ``forward`` returns the four stage outputs
+    ``(layer1, layer2, layer3, layer4)`` (stem, then each stage; no pooling head, no classifier). Parameter names are
+    MONAI's ResNet's, so torchvision state dicts load as into ResNet."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        e1 = self.layer1(self.maxpool(self.act(self.bn1(self.conv1(x)))))
+        e2 = self.layer2(e1)
+        e3 = self.layer3(e2)
+        return e1, e2, e3, self.layer4(e3)
+
+
+def resnet50_encoder(spatial_dims: int, in_channels: int, norm: str | tuple = "batch",
+                     replace_stride_with_dilation: tuple[bool, bool, bool] = (False, False, False),
+                     pretrained_path: str | Path | None = None) -> ResNetEncoder:
+    """MONAI's ResNet-50 (bottleneck ``[3, 4, 6, 3]``, 7x7 stem, shortcut B without bias, no classifier) as a 2D or
+    3D :class:`ResNetEncoder`: ``norm`` everywhere (BatchNorm replaced otherwise), stages dilated as torchvision's
+    ``replace_stride_with_dilation`` (:func:`dilate_stages`), a local torchvision ``resnet50`` state dict loaded
+    (2D only). The encoder of ET-Net (output stride 16) and BA-Net (output stride 8).
+
+    Raises:
+        ValueError: ``pretrained_path`` with ``spatial_dims != 2`` (there is no 3D ImageNet ResNet), or a file that is
+            not a torchvision ResNet-50 state dict.
+    """
+    if pretrained_path and spatial_dims != 2:
+        raise ValueError("pretrained_path loads a 2D torchvision resnet50; there is no 3D ImageNet encoder")
+    encoder = ResNetEncoder("bottleneck", [3, 4, 6, 3], [64, 128, 256, 512], spatial_dims=spatial_dims,
+                            n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, shortcut_type="B",
+                            bias_downsample=False, feed_forward=False, norm=norm)
+    if not (isinstance(norm, str) and norm.lower() == "batch"):
+        replace_batchnorm(encoder, norm, spatial_dims)
+    if any(replace_stride_with_dilation):
+        dilate_stages(encoder, replace_stride_with_dilation)
+    if pretrained_path:
+        load_torchvision_resnet(encoder, pretrained_path, in_channels, "resnet50")
     return encoder

@@ -44,9 +44,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from monai.networks.blocks import ChannelSELayer, Convolution
-from monai.networks.nets import ResNet
 
-from .blocks import dilate_last_stage, interpolate_to, load_torchvision_resnet, replace_batchnorm
+from .blocks import interpolate_to, resnet50_encoder
 
 __all__ = ["ETNet", "ETNetDecoderBlock", "EdgeGuidanceModule", "WeightedAggregationModule"]
 
@@ -212,18 +211,9 @@ class ETNet(nn.Module):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         if len(decoder_channels) != 3:
             raise ValueError(f"decoder_channels needs the three D-Blocks' channels, got {list(decoder_channels)}")
-        if pretrained_path and spatial_dims != 2:
-            raise ValueError("pretrained_path loads a 2D torchvision resnet50; there is no 3D ImageNet encoder")
         self.spatial_dims, self.out_channels, self.edge_channels = spatial_dims, out_channels, edge_channels
         self.edges_in_eval, self.edge_module = edges_in_eval, edge_module
-        self.encoder = ResNet("bottleneck", [3, 4, 6, 3], [64, 128, 256, 512], spatial_dims=spatial_dims,
-                              n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, shortcut_type="B",
-                              bias_downsample=False, feed_forward=False, norm=norm)
-        if not (isinstance(norm, str) and norm.lower() == "batch"):
-            replace_batchnorm(self.encoder, norm, spatial_dims)
-        dilate_last_stage(self.encoder)
-        if pretrained_path:
-            load_torchvision_resnet(self.encoder, pretrained_path, in_channels, "resnet50")
+        self.encoder = resnet50_encoder(spatial_dims, in_channels, norm, (False, False, True), pretrained_path)
         e = [256, 512, 1024, 2048]
         d = list(decoder_channels)
         self.decoder1 = ETNetDecoderBlock(spatial_dims, e[2], e[3], d[0], norm)
@@ -237,11 +227,7 @@ class ETNet(nn.Module):
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(segmentation logits, edge logits)``, both at the input's size (edge logits ``None`` without the
         EGM)."""
-        enc = self.encoder
-        e1 = enc.layer1(enc.maxpool(enc.act(enc.bn1(enc.conv1(x)))))
-        e2 = enc.layer2(e1)
-        e3 = enc.layer3(e2)
-        e4 = enc.layer4(e3)
+        e1, e2, e3, e4 = self.encoder(x)
         d1 = self.decoder1(e3, e4)
         d2 = self.decoder2(e2, d1)
         d3 = self.decoder3(e1, d2)

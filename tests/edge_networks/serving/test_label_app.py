@@ -41,9 +41,10 @@ from tests.helpers import (
     read_json,
 )
 
-# CI serves the representative 3D and 2D bundles, and egcnn_kits: the one with Spacingd, which MONAI Label's
-# "image_path" entry broke (EdgeBundleInferTask works around it); make test-all serves every bundle.
-SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits")))
+# CI serves the representative 3D and 2D bundles, egcnn_kits (the one with Spacingd, which MONAI Label's
+# "image_path" entry broke; EdgeBundleInferTask works around it) and etnet_refuge (a 2D bundle of softmax classes:
+# one label image of values 0/1/2); make test-all serves every bundle.
+SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits", "etnet_refuge")))
 EXTRA = {"num_workers": 0, "sw_overlap": 0.25}
 BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
 
@@ -195,17 +196,20 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
 
     # a 2D bundle on PNG and JPEG studies: a label image of the study's size, the values /info names, and exactly
     # what the bundle's own inference writes for the same file
-    bundle = server["bundles"] / "cenet_drive"
-    for image in ("FUNDUS_PNG", "FUNDUS_JPG"):
-        served2d = _infer_2d(server, "cenet_drive", image, tmp_path)
+    assert models["etnet_refuge"]["labels"] == {"optic disc rim (disc outside the cup)": 1, "optic cup": 2}
+    for name, image, allowed in (("cenet_drive", "FUNDUS_PNG", {0, 255}), ("cenet_drive", "FUNDUS_JPG", {0, 255}),
+                                 ("etnet_refuge", "FUNDUS_PNG", {0, 1, 2})):
+        bundle = server["bundles"] / name
+        served2d = _infer_2d(server, name, image, tmp_path)
         src = read_image_2d(server["images"][image]).array
-        assert served2d.shape == src.shape[:2], (image, served2d.shape, src.shape)
-        assert set(np.unique(served2d).tolist()) <= {0, 255}
+        assert served2d.shape == src.shape[:2], (name, image, served2d.shape, src.shape)
+        assert set(np.unique(served2d).tolist()) <= allowed
+        out = tmp_path / f"cli_{name}_{image}"
         proc = bundle_cli("run", "--config_file", str(bundle / "configs" / "inference.json"), "--bundle_root",
                           str(bundle), "--datalist", repr([{"image": str(server["images"][image])}]),
-                          "--output_dir", str(tmp_path / f"cli_{image}"), "--layout", "drive")
+                          "--output_dir", str(out))
         assert proc.returncode == 0, proc.stderr[-3000:]
-        np.testing.assert_array_equal(served2d, np.asarray(Image.open(tmp_path / f"cli_{image}" / f"{image}_seg.png")))
+        np.testing.assert_array_equal(served2d, np.asarray(Image.open(out / f"{image}_seg.png")))
 
     for model, image, allowed in (("egcnn_brats", "BRATS_000", {0, 1, 2, 4}), ("egcnn_kits", "KITS_000", {0, 1, 2}),
                                   ("boundary_aware_brats", "BRATS_001", {0, 1})):
