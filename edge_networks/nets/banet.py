@@ -9,10 +9,11 @@ follows the paper and the code's choice is an argument:
   torchvision's ``replace_stride_with_dilation=[False, True, True]`` (:func:`.blocks.resnet50_encoder`); a
   torchvision ``resnet50`` state dict loads into it (``pretrained_path``).
 - **ASPP** on the last stage: 1x1 and three 3x3 atrous convolutions (rates 6, 12, 18) and image-level pooling, each
-  Conv-BN-ReLU, concatenated and projected by a 1x1 convolution to 256 channels. The four convolution branches are
-  MONAI's :class:`~monai.networks.blocks.SimpleASPP` (its norm and activation after the concatenation are per
-  channel, so they equal per-branch Conv-BN-ReLU); SimpleASPP has no image-pooling branch and no projection, which
-  :class:`BANetASPP` adds.
+  Conv-BN-ReLU, concatenated and projected by a 1x1 Conv-BN-ReLU to 256 channels (DeepLab v3, as the code).
+  MONAI's :class:`~monai.networks.blocks.SimpleASPP` does not match: its atrous convolutions have no norm or
+  activation of their own (the branches and its 1x1 convolution compose into one linear map before its single
+  norm and activation) and it has no image-pooling branch, so :class:`BANetASPP` builds the branches from MONAI's
+  ``Convolution``.
 - **PEE** (eq. 1-3) per stage: a 1x1 convolution to 128 channels, then average pooling at stride 1 with two kernel
   sizes (5 and 7 on stages 1-2, 3 and 5 on stages 3-4); the paper subtracts each pooled map from the features
   (``F - avg_k(F)``, ``pee_mode="subtract"``), the code concatenates the pooled maps themselves
@@ -50,7 +51,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import Convolution, SimpleASPP
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 
 from .blocks import interpolate_to, resnet50_encoder
@@ -67,8 +69,9 @@ def _conv(spatial_dims: int, cin: int, cout: int, kernel: int, norm, plain: bool
 
 
 class BANetASPP(nn.Module):
-    """DeepLab v3's ASPP as BA-Net uses it: MONAI's :class:`SimpleASPP` (1x1 and 3x3 atrous convolutions, each
-    followed by the norm and ReLU), an image-level pooling branch, and a 1x1 Conv-norm-ReLU projection.
+    """DeepLab v3's ASPP as BA-Net uses it: a 1x1 and three 3x3 atrous convolutions and an image-level pooling
+    branch, each Conv-norm-ReLU, concatenated and projected by a 1x1 Conv-norm-ReLU (not MONAI's ``SimpleASPP``: see
+    the module docstring).
 
     Args:
         spatial_dims: 2 or 3.
@@ -83,21 +86,25 @@ class BANetASPP(nn.Module):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int = 256,
                  rates: Sequence[int] = (6, 12, 18), norm: str | tuple = "batch") -> None:
         super().__init__()
-        self.branches = SimpleASPP(spatial_dims, in_channels, out_channels, kernel_sizes=(1, 3, 3, 3),
-                                   dilations=(1, *rates), norm_type=norm, acti_type="relu", bias=False)
+        self.branches = nn.ModuleList(
+            [_conv(spatial_dims, in_channels, out_channels, 1, norm)]
+            + [Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, dilation=r, act="relu", norm=norm,
+                           bias=False) for r in rates])
         self.pool = Pool["adaptiveavg", spatial_dims](1)
         self.image = _conv(spatial_dims, in_channels, out_channels, 1, norm)
-        self.project = _conv(spatial_dims, 5 * out_channels, out_channels, 1, norm)
+        self.project = _conv(spatial_dims, (len(rates) + 2) * out_channels, out_channels, 1, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        image = interpolate_to(self.image(self.pool(x)), x)  # the pooled 1x1 map, broadcast
-        return self.project(torch.cat([self.branches(x), image], dim=1))
+        parts = [branch(x) for branch in self.branches]
+        parts.append(interpolate_to(self.image(self.pool(x)), x))  # the pooled 1x1 map, broadcast
+        return self.project(torch.cat(parts, dim=1))
 
 
 class PyramidEdgeExtraction(nn.Module):
     """PEE (eq. 2-3): ``conv1x1([F, F - avg_k1(F), F - avg_k2(F)])`` (``mode="subtract"``, the paper) or
-    ``conv1x1([F, avg_k1(F), avg_k2(F)])`` (``"concat"``, the authors' code), average pooling at stride 1 with
-    "same" padding.
+    ``conv1x1([F, avg_k1(F), avg_k2(F)])`` (``"concat"``, the authors' code). Average pooling at stride 1 over a
+    zero-padded border that counts in the mean (the code's ``nn.AvgPool2d(k, 1, (k - 1) // 2)``); the padding is
+    explicit, so 3D maps smaller than the kernel (a 32^3 crop at output stride 8) work as 2D ones do.
 
     Shapes: ``(B, channels, *S)`` -> ``(B, channels, *S)``.
     """
@@ -107,15 +114,18 @@ class PyramidEdgeExtraction(nn.Module):
         super().__init__()
         if mode not in ("subtract", "concat"):
             raise ValueError(f"PEE mode must be 'subtract' (the paper) or 'concat' (the code), got {mode!r}")
-        self.mode = mode
-        self.pools = nn.ModuleList(Pool["avg", spatial_dims](k, stride=1, padding=k // 2, count_include_pad=False)
-                                   for k in kernels)
+        if any(k % 2 == 0 for k in kernels):
+            raise ValueError(f"PEE pooling kernels must be odd (the map keeps its size), got {list(kernels)}")
+        self.mode, self.kernels = mode, [int(k) for k in kernels]
+        self.pools = nn.ModuleList(Pool["avg", spatial_dims](k, stride=1) for k in kernels)
         self.fuse = _conv(spatial_dims, channels * (len(kernels) + 1), channels, 1, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = [x]
-        for pool in self.pools:
-            parts.append(x - pool(x) if self.mode == "subtract" else pool(x))
+        for i, pool in enumerate(self.pools):
+            r = self.kernels[i] // 2
+            pooled = pool(F.pad(x, [r, r] * (x.ndim - 2)))
+            parts.append(x - pooled if self.mode == "subtract" else pooled)
         return self.fuse(torch.cat(parts, dim=1))
 
 
