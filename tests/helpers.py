@@ -31,6 +31,10 @@ TINY_2D = {
     "origa": ("fundus", 4, (80, 100)),
     "refuge": ("fundus", 6, (84, 76)),
     "montgomery": ("cxr", 4, (64, 52)),
+    "shenzhen": ("cxr", 6, (60, 52)),
+    "isic2017": ("dermoscopy", 6, (52, 68)),
+    "kvasir_seg": ("endoscopy", 5, (56, 66)),
+    "rim_one_r1": ("fundus", 5, (62, 58)),
     "luna2d": ("ct_slice", 4, (48, 56)),
     "isbi2012_em": ("em", 6, (48, 48)),
     "images_masks": ("oct", 4, (56, 72)),
@@ -40,6 +44,7 @@ TINY_2D = {
 # configs/cpu_small.json does, smaller still), so a CLI run takes seconds on a CPU. A new bundle adds one row.
 _EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8, "roi_size": [32, 32, 32]}
 _BA = {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16}
+_BANET_2D = {"roi_size": [64, 64], "batch_size": 2, "optimizer_name": "adam", "learning_rate": 0.001}
 SMALL: dict[str, dict] = {
     "egcnn_brats": _EGCNN,
     "egcnn_kits": {**_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
@@ -56,6 +61,14 @@ SMALL: dict[str, dict] = {
     "etnet_montgomery": {"roi_size": [64, 64], "batch_size": 2},
     "etnet_luna2d": {"roi_size": [64, 64], "batch_size": 2},
     "etnet_brats3d": {"roi_size": [32, 32, 32]},
+    # BA-Net's paper recipe is SGD at lr 1e-4: one step moves small-gradient norm weights by less than float32's
+    # resolution, so the tests train with cpu_small's Adam 1e-3 (every parameter must move in two steps)
+    "banet_isic": _BANET_2D,
+    "banet_polyp": _BANET_2D,
+    "banet_shenzhen": _BANET_2D,
+    "banet_rim_one": _BANET_2D,
+    "banet_kits3d": {"reduce_channels": 16, "aspp_channels": 16, "spacing": [6.0, 6.0, 6.0], "num_samples": 1,
+                     "roi_size": [32, 32, 32]},
 }
 # The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D bundle,
 # one 2D network on 3D volumes and one 2D bundle on image files. `make test-all` runs them on every bundle (the

@@ -118,8 +118,9 @@ def test_etnet_refuge_disc_and_cup_label_map_on_a_real_photograph(tmp_path):
     np.testing.assert_array_equal(refuge, np.choose(seg, [255, 128, 0]).astype(np.uint8))
 
 
-def test_etnet_montgomery_mask_of_a_real_chest_radiograph(tmp_path):
-    """pydicom-data's real computed radiograph (DICOM, MONOCHROME1, 1955x1841) through ``etnet_montgomery``'s
+@pytest.mark.parametrize("name", ["etnet_montgomery", "banet_shenzhen"])
+def test_chest_xray_bundle_mask_of_a_real_chest_radiograph(name, tmp_path):
+    """pydicom-data's real computed radiograph (DICOM, MONOCHROME1, 1955x1841) through the X-ray bundle's
     inference: a 0/255 mask of the radiograph's rows and columns, in its orientation. A fixed 1x1 convolution marks
     the dark pixels (z-score below -0.5 after the MONOCHROME1 inversion: the lungs and the air around the body)."""
     import pydicom
@@ -130,7 +131,7 @@ def test_etnet_montgomery_mask_of_a_real_chest_radiograph(tmp_path):
     z = (shown - shown.mean()) / shown.std()
     net = ({"_target_": "torch.nn.Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 1},
            {"weight": torch.tensor([-10.0]).reshape(1, 1, 1, 1), "bias": torch.tensor([-5.0])})
-    seg = _segment("etnet_montgomery", str(path), tmp_path, net)
+    seg = _segment(name, str(path), tmp_path, net)
     assert seg.shape == (int(ds.Rows), int(ds.Columns)) and seg.dtype == np.uint8
     assert set(np.unique(seg).tolist()) == {0, 255}
     pred, ref = seg > 0, z < -0.5
