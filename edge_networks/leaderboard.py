@@ -117,6 +117,20 @@ def _etnet(bundle: str, writes: str, spatial_dims: int, in_channels, out_channel
     return {f"etnet{suffix}_no_edge": method(False, None), f"etnet{suffix}": method(True, f"etnet{suffix}_no_edge")}
 
 
+def _banet(bundle: str, writes: str, spatial_dims: int, in_channels, out_channels, suffix: str = "",
+           norm="batch", sigmoid=True) -> dict[str, Method]:
+    """BA-Net and the paper's "baseline" (Table IV: the encoder, ASPP and decoder without PEE, mini-MTL and CFF),
+    through ``bundle``'s pipeline, both with BA-Net's loss (the decoder's BCE alone for the baseline, which has no
+    stage outputs). Its edge head is not written by the bundles, so not scored."""
+    def method(edge: bool, baseline):
+        net = {"_target_": "edge_networks.BANet", "spatial_dims": spatial_dims, "in_channels": in_channels,
+               "out_channels": out_channels, "norm": norm, "pee": edge, "mtl": edge, "cff": edge}
+        loss = {"_target_": "edge_networks.BANetLoss", "out_channels": out_channels, "sigmoid": sigmoid}
+        return Method(bundle, {"network_def": net, "loss": loss}, baseline, writes, edges=edge, edge_map=False)
+
+    return {f"banet{suffix}_baseline": method(False, None), f"banet{suffix}": method(True, f"banet{suffix}_baseline")}
+
+
 def _egcnn(bundle: str, writes: str) -> dict[str, Method]:
     out = {}
     for backbone in ("segresnet", "unet", "vnet", "cenet"):
@@ -131,9 +145,10 @@ def _image2d(bundle: str, writes: str) -> dict[str, Method]:
     """The methods of a 2D image task, trained through that task's CE-Net bundle (its data pipeline, crop, resize,
     flip TTA and PNG output): the plain 2D U-Net (MONAI's ``BasicUNet``) and CE-Net (the bundle's own network),
     EG-CNN on each, the 2D boundary-aware network against its no-edge-loss ablation, and ET-Net against its no-EGM
-    ablation. Each pair shares one segmentation loss, so that a difference is the edges': EG-CNN's loss (squared
-    Dice, the CE-Net paper's loss too; the plain member gets its Dice term alone), the boundary-aware loss with the
-    edge weight 1 or 0, ET-Net's loss (its Lovász segmentation term alone without the EGM)."""
+    ablation, BA-Net against its baseline without PEE, mini-MTL and CFF. Each pair shares one segmentation loss, so
+    that a difference is the edges': EG-CNN's loss (squared Dice, the CE-Net paper's loss too; the plain member gets
+    its Dice term alone), the boundary-aware loss with the edge weight 1 or 0, ET-Net's loss (its Lovász
+    segmentation term alone without the EGM), BA-Net's loss (its decoder BCE alone for the baseline)."""
     io = {"spatial_dims": 2, "in_channels": "@image_channels", "out_channels": "@out_channels"}
     egcnn_loss = {"_target_": "edge_networks.EGCNNLoss", "out_channels": "@out_channels", "sigmoid": "@sigmoid"}
 
@@ -158,6 +173,7 @@ def _image2d(bundle: str, writes: str) -> dict[str, Method]:
         "boundary_aware": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 1.0}},
                                  "boundary_aware_no_edge_loss", writes, edges=True),
         **_etnet(bundle, writes, 2, "@image_channels", "@out_channels"),
+        **_banet(bundle, writes, 2, "@image_channels", "@out_channels"),
     }
 
 
@@ -216,8 +232,12 @@ METHODS: dict[str, dict[str, Method]] = {
         # ET-Net in 2D on the same slices and in 3D on EG-CNN's region pipeline (ResNet-50: not run on the CPU)
         **_etnet("boundary_aware_brats", "tc", 2, 1, 1, "_2d", ["group", {"num_groups": 8}]),
         **_etnet("egcnn_brats", "brats", 3, 4, 3, "_3d", ["group", {"num_groups": 8}]),
+        # BA-Net in 2D on the slices and in 3D (ResNet-50 at output stride 8: not run on the CPU)
+        **_banet("boundary_aware_brats", "tc", 2, 1, 1, "_2d", ["group", {"num_groups": 8}]),
+        **_banet("egcnn_brats", "brats", 3, 4, 3, "_3d", ["group", {"num_groups": 8}]),
     },
-    "kits": _egcnn("egcnn_kits", "kits"),
+    "kits": {**_egcnn("egcnn_kits", "kits"),
+             **_banet("egcnn_kits", "kits", 3, 1, 3, "_3d", ["group", {"num_groups": 8}], sigmoid=False)},
     "fundus_od": _image2d("cenet_fundus_od", "disc"),
 }
 # the methods trained with edge supervision (the plot colours them)

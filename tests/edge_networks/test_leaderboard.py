@@ -179,11 +179,13 @@ def test_time_budget_run_validates_saves_scores_and_resumes(tmp_path):
 
 @pytest.mark.parametrize(("name", "network", "channels"), [
     ("cenet_2d", "CENet", 1), ("egcnn_cenet_2d", "EGCNN", 2),
-    ("etnet_2d_no_edge", "ETNet", 1), ("etnet_2d", "ETNet", 3)])
+    ("etnet_2d_no_edge", "ETNet", 1), ("etnet_2d", "ETNet", 3), ("banet_2d_baseline", "BANet", 1),
+    ("banet_2d", "BANet", 9)])
 def test_2d_methods_train_on_the_slices(name, network, channels, brats_root, tmp_path):
-    """CE-Net, EG-CNN on CE-Net and ET-Net (with and without its EGM) in 2D run through the boundary-aware bundle's
-    slice pipeline: one training iteration, a finite loss, the segmentation channel (and the edge channels: one for
-    EG-CNN, two for ET-Net's softmax edge head) out, the papers' ResNet widths."""
+    """CE-Net, EG-CNN on CE-Net, ET-Net (with and without its EGM) and BA-Net (with and without PEE, mini-MTL and
+    CFF) in 2D run through the boundary-aware bundle's slice pipeline: one training iteration, a finite loss, the
+    segmentation channel (and the edge channels: one for EG-CNN, two for ET-Net's softmax edge head, BA-Net's four
+    stage segmentations and four stage edges) out, the papers' ResNet widths."""
     from edge_networks.leaderboard import _workflow
 
     method = METHODS["brats"][name]
