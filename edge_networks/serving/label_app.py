@@ -141,7 +141,8 @@ class EdgeSegApp(MONAILabelApp):
             studies=studies,
             conf=conf,
             name="edge-seg",
-            description="Edge- and boundary-aware segmentation bundles (EG-CNN, boundary-aware networks)",
+            description=("Edge- and boundary-aware segmentation bundles (EG-CNN, boundary-aware networks, CE-Net, "
+                         "ET-Net, BA-Net)"),
             version=__version__,
         )
 
