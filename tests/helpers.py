@@ -81,11 +81,22 @@ def discovered_bundles() -> list[str]:
     return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").exists())
 
 
-def bundle_params(names: list[str] | None = None, slow_unless_representative: bool = False) -> list:
-    """``pytest.param`` per bundle; with ``slow_unless_representative`` all but :data:`REPRESENTATIVE` are slow."""
+# Bundles whose command-line chain (train -> evaluate -> infer -> export) CI skips (`make test-all` runs it): their
+# network and their task are each covered by another bundle's chain -- ET-Net by etnet_refuge and etnet_montgomery,
+# the DRIVE and LUNA tasks by cenet_drive and cenet_luna2d -- or they are the 3D ResNet-50 networks beyond the papers
+# (30-80 s per chain on 2 cores). Every in-process check (workflow properties, two training steps, verify_net_in_out,
+# metadata, docs) still runs on them in CI.
+CHAIN_SLOW = ("etnet_drive", "etnet_luna2d", "etnet_brats3d", "banet_kits3d")
+
+
+def bundle_params(names: list[str] | None = None, slow_unless_representative: bool = False,
+                  slow: tuple[str, ...] = ()) -> list:
+    """``pytest.param`` per bundle; with ``slow_unless_representative`` all but :data:`REPRESENTATIVE` are slow, and
+    the bundles named in ``slow`` are."""
     out = []
     for name in names or discovered_bundles():
-        marks = [pytest.mark.slow] if slow_unless_representative and name not in REPRESENTATIVE else []
+        marks = [pytest.mark.slow] if (slow_unless_representative and name not in REPRESENTATIVE) or name in slow \
+            else []
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 

@@ -26,6 +26,7 @@ from edge_networks.data import build_datalist, read_image_2d
 from edge_networks.data.image2d import output_stem
 from tests.helpers import (
     BUNDLES_DIR,
+    CHAIN_SLOW,
     SMALL,
     bundle_cli_chain,
     bundle_params,
@@ -42,6 +43,7 @@ from tests.helpers import (
 )
 
 BUNDLES = bundle_params()
+CHAINS = bundle_params(slow=CHAIN_SLOW)  # the command-line chain tests
 SCHEMA = json.loads((Path(__file__).parent / "metadata_schema.json").read_text())
 CONVENTION_FILES = ("metadata.json", "train.json", "evaluate.json", "inference.json", "multi_gpu_train.json",
                     "logging.conf", "cpu_small.json", "inference_ts.json")
@@ -175,7 +177,7 @@ def chain(tmp_path_factory, dataset_roots):
     return _Lazy()
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", CHAINS)
 def test_cli_training_writes_checkpoints_that_load_on_cpu(chain, name):
     models = chain[name][0] / "models"
     assert sorted(p.name for p in models.iterdir()) == sorted(["last_checkpoint_epoch=2.pt", "model.pt",
@@ -187,7 +189,7 @@ def test_cli_training_writes_checkpoints_that_load_on_cpu(chain, name):
     assert last["trainer"]["max_epochs"] == 2 and last["trainer"]["iteration"] == 2 * last["trainer"]["epoch_length"]
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", CHAINS)
 def test_cli_evaluate_writes_per_case_metrics(chain, dataset_roots, name):
     root = chain[name][0]
     train = read_json(name, "train.json")
@@ -211,7 +213,7 @@ def test_cli_evaluate_writes_per_case_metrics(chain, dataset_roots, name):
     assert measured, "no per-case value at all"
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", CHAINS)
 def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roots, name):
     data = dataset_roots[layout(name)]
     pred = chain[name][1]
@@ -261,7 +263,7 @@ def _check_image2d_outputs(name: str, data: Path, pred: Path) -> None:
             assert edge.size == seg.size and edge.mode == "L", (stem, edge.size, edge.mode)
 
 
-@pytest.mark.parametrize("name", BUNDLES)
+@pytest.mark.parametrize("name", CHAINS)
 def test_cli_ckpt_export_equals_eager(chain, name):
     root = chain[name][0]
     ts = root / "models" / "model.ts"
