@@ -42,3 +42,20 @@ def image2d_roots(tmp_path_factory) -> dict[str, Path]:
 def dataset_roots(brats_root, kits_root, image2d_roots) -> dict[str, Path]:
     """The tiny dataset of each layout the bundles train on: ``dataset_roots[layout]``."""
     return {"brats2021": brats_root, "kits19": kits_root, **image2d_roots}
+
+
+CHAIN_TESTS = ("test_cli_training_writes_checkpoints_that_load_on_cpu", "test_cli_evaluate_writes_per_case_metrics",
+               "test_cli_inference_keeps_geometry_and_writes_label_values", "test_cli_ckpt_export_equals_eager")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the command-line chain tests of ``tests/bundles/test_bundles.py`` grouped by bundle (all four checks of
+    one bundle's chain, then the next bundle's), where they sat, so that the chain fixture can delete a finished
+    bundle's checkpoints: twenty bundles' chains at once would need about 25 GB of temporary disk."""
+    positions = [i for i, it in enumerate(items) if it.originalname in CHAIN_TESTS]
+    if not positions:
+        return
+    chain = [items[i] for i in positions]
+    chain.sort(key=lambda it: (it.callspec.params.get("name", ""), CHAIN_TESTS.index(it.originalname)))
+    for i, it in zip(positions, chain):
+        items[i] = it
