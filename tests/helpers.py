@@ -82,11 +82,13 @@ def discovered_bundles() -> list[str]:
 
 
 # Bundles whose command-line chain (train -> evaluate -> infer -> export) CI skips (`make test-all` runs it): their
-# network and their task are each covered by another bundle's chain -- ET-Net by etnet_refuge and etnet_montgomery,
-# the DRIVE and LUNA tasks by cenet_drive and cenet_luna2d -- or they are the 3D ResNet-50 networks beyond the papers
-# (30-80 s per chain on 2 cores). Every in-process check (workflow properties, two training steps, verify_net_in_out,
-# metadata, docs) still runs on them in CI.
-CHAIN_SLOW = ("etnet_drive", "etnet_luna2d", "etnet_brats3d", "banet_kits3d")
+# network and their pipeline are each covered by another bundle's chain -- ET-Net by etnet_refuge and
+# etnet_montgomery, BA-Net by banet_isic and banet_shenzhen, the DRIVE and LUNA tasks by cenet_drive and cenet_luna2d,
+# the 2D image pipeline of polyp and RIM-ONE (binary masks, no crop) by the others; their layouts by
+# tests/edge_networks/data -- or they are the 3D ResNet-50 networks beyond the papers (30-80 s per chain on 2 cores).
+# Every in-process check (workflow properties, two training steps, verify_net_in_out, metadata, docs) still runs on
+# them in CI.
+CHAIN_SLOW = ("etnet_drive", "etnet_luna2d", "etnet_brats3d", "banet_polyp", "banet_rim_one", "banet_kits3d")
 
 
 def bundle_params(names: list[str] | None = None, slow_unless_representative: bool = False,
