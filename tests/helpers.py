@@ -131,6 +131,19 @@ def real_chest_xray() -> Path:
         pytest.skip("pydicom-data is not installed (pip install -e '.[dev]')")
 
 
+def torchvision_resnet50(tmp_path: Path, replace_stride_with_dilation: list[bool]) -> tuple:
+    """A randomly initialised torchvision ``resnet50`` (eval mode, seed 0) and its state dict saved to
+    ``tmp_path/resnet50.pth``: the reference the ResNet-50 encoders (ET-Net, BA-Net) must load and reproduce."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=replace_stride_with_dilation).eval()
+    path = tmp_path / "resnet50.pth"
+    torch.save(tv.state_dict(), path)
+    return tv, path
+
+
 def config_path(name: str, *files: str) -> str:
     """One config file of bundle ``name``, or several as the CLI's ``"['a.json','b.json']"``."""
     paths = [str(BUNDLES_DIR / name / "configs" / f) for f in files]

@@ -55,17 +55,12 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 
+from .blocks import conv_norm_act as _conv
 from .blocks import interpolate_to, resnet50_encoder
 
 __all__ = ["BANet", "BANetASPP", "PyramidEdgeExtraction", "MiniMultiTask", "CrossFeatureFusion"]
 
 STAGE_CHANNELS = (256, 512, 1024, 2048)
-
-
-def _conv(spatial_dims: int, cin: int, cout: int, kernel: int, norm, plain: bool = False) -> nn.Module:
-    """Convolution with "same" padding: + norm + ReLU, or ``plain`` (with bias, nothing after)."""
-    return Convolution(spatial_dims, cin, cout, kernel_size=kernel, act=None if plain else "relu",
-                       norm=None if plain else norm, bias=plain, conv_only=plain)
 
 
 class BANetASPP(nn.Module):

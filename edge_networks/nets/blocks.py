@@ -7,13 +7,22 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 from monai.networks.nets import ResNet
 
 __all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm",
-           "load_torchvision_resnet", "dilate_stages", "dilate_last_stage", "ResNetEncoder",
+           "load_torchvision_resnet", "dilate_stages", "ResNetEncoder", "conv_norm_act",
            "resnet50_encoder"]
+
+
+def conv_norm_act(spatial_dims: int, cin: int, cout: int, kernel: int, norm, groups: int = 1,
+                  plain: bool = False) -> nn.Module:
+    """MONAI ``Convolution`` with "same" padding followed by ``norm`` and ReLU (no bias), or ``plain``: the bare
+    convolution with a bias (prediction heads). The convolution unit of ET-Net and BA-Net."""
+    return Convolution(spatial_dims, cin, cout, kernel_size=kernel, act=None if plain else "relu",
+                       norm=None if plain else norm, groups=groups, bias=plain, conv_only=plain)
 
 
 def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -185,11 +194,6 @@ def dilate_stages(encoder: nn.Module, replace_stride_with_dilation: tuple[bool, 
             block.conv2.dilation = (dilation,) * len(block.conv2.dilation)
             block.conv2.padding = (dilation,) * len(block.conv2.padding)
     return encoder
-
-
-def dilate_last_stage(encoder: nn.Module) -> nn.Module:
-    """Output stride 16: ``layer4`` dilated (ET-Net), :func:`dilate_stages` with ``(False, False, True)``."""
-    return dilate_stages(encoder, (False, False, True))
 
 
 class ResNetEncoder(ResNet):

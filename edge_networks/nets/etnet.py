@@ -7,7 +7,7 @@ below as an assumption.
 - **Encoder** (section 2): ResNet-50's four E-Blocks (256, 512, 1024, 2048 channels at 1/4, 1/8, 1/16, 1/16 of
   the input), with "a dilation strategy in E-Block 4, with an output stride of 1/16" (section 2.3). This is MONAI's
   :class:`~monai.networks.nets.ResNet` (bottleneck blocks ``[3, 4, 6, 3]``, shortcut B without bias) with its last
-  stage dilated by :func:`.blocks.dilate_last_stage` as torchvision's ``replace_stride_with_dilation`` does; a
+  stage dilated by :func:`.blocks.dilate_stages` as torchvision's ``replace_stride_with_dilation`` does; a
   torchvision ``resnet50`` state dict loads into it (``pretrained_path``; ImageNet weights in the paper).
 - **D-Blocks** (Fig. 2a): the upsampled high-level input added to the low-level E-Block output, a depth-wise 3x3
   convolution, then a 1x1 convolution that "unifies the number of channels". Three cascaded: E4 with E3, then
@@ -43,17 +43,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import ChannelSELayer, Convolution
+from monai.networks.blocks import ChannelSELayer
 
+from .blocks import conv_norm_act as _conv
 from .blocks import interpolate_to, resnet50_encoder
 
 __all__ = ["ETNet", "ETNetDecoderBlock", "EdgeGuidanceModule", "WeightedAggregationModule"]
-
-
-def _conv(spatial_dims: int, cin: int, cout: int, kernel: int, norm, groups: int = 1, plain: bool = False):
-    """Convolution (+ norm + ReLU unless ``plain``) with "same" padding."""
-    return Convolution(spatial_dims, cin, cout, kernel_size=kernel, act=None if plain else "relu",
-                       norm=None if plain else norm, groups=groups, bias=plain, conv_only=plain)
 
 
 class ETNetDecoderBlock(nn.Module):

@@ -7,17 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
 from edge_networks.nets.banet import BANet, BANetASPP, CrossFeatureFusion, MiniMultiTask, PyramidEdgeExtraction
-from tests.helpers import assert_scripts_and_exports
+from tests.helpers import assert_scripts_and_exports, torchvision_resnet50
 
 
 def test_encoder_is_torchvisions_resnet50_at_output_stride_8_and_loads_its_weights(tmp_path):
-    torch.manual_seed(0)
-    tv = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, True, True]).eval()
-    path = tmp_path / "resnet50.pth"
-    torch.save(tv.state_dict(), path)
+    tv, path = torchvision_resnet50(tmp_path, [False, True, True])
     net = BANet(2, 3, 1, pretrained_path=str(path)).eval()
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():

@@ -10,26 +10,16 @@ import torch.nn.functional as F
 import torchvision
 
 from edge_networks.nets.etnet import ETNet, ETNetDecoderBlock
-from tests.helpers import assert_scripts_and_exports
-
-
-def _encode(enc, x):
-    e1 = enc.layer1(enc.maxpool(enc.act(enc.bn1(enc.conv1(x)))))
-    e2 = enc.layer2(e1)
-    e3 = enc.layer3(e2)
-    return e1, e2, e3, enc.layer4(e3)
+from tests.helpers import assert_scripts_and_exports, torchvision_resnet50
 
 
 def test_encoder_is_torchvisions_dilated_resnet50_and_loads_its_weights(tmp_path):
-    torch.manual_seed(0)
-    tv = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, False, True]).eval()
-    path = tmp_path / "resnet50.pth"
-    torch.save(tv.state_dict(), path)
+    tv, path = torchvision_resnet50(tmp_path, [False, False, True])
     net = ETNet(2, 3, 2, pretrained_path=str(path)).eval()
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
-        ours = _encode(net.encoder, x)
+        ours = net.encoder(x)  # the four stage outputs
     torch.testing.assert_close(ours[3], ref)
     assert [tuple(e.shape[1:]) for e in ours] == [(256, 16, 24), (512, 8, 12), (1024, 4, 6), (2048, 4, 6)]
     assert sum(p.numel() for p in net.encoder.parameters()) == sum(
