@@ -186,12 +186,14 @@ def chain(tmp_path_factory, dataset_roots):
 @pytest.mark.parametrize("name", CHAINS)
 def test_cli_training_writes_checkpoints_that_load_on_cpu(chain, name):
     models = chain[name][0] / "models"
-    assert sorted(p.name for p in models.iterdir()) == sorted(["last_checkpoint_epoch=2.pt", "model.pt",
+    # the newest two epoch checkpoints (for --resume), the best model, the final state, the TorchScript export
+    assert sorted(p.name for p in models.iterdir()) == sorted(["last_checkpoint_epoch=1.pt",
+                                                               "last_checkpoint_epoch=2.pt", "model.pt",
                                                                "model_last.pt", "model.ts"])
     net = small_parser(name).get_parsed_content("network_def")
     net.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))  # strict
     last = torch.load(models / "model_last.pt", map_location="cpu", weights_only=False)
-    assert {"model", "optimizer", "lr_scheduler", "trainer"} <= set(last)
+    assert {"model", "optimizer", "lr_scheduler", "trainer", "training_state"} <= set(last)
     assert last["trainer"]["max_epochs"] == 2 and last["trainer"]["iteration"] == 2 * last["trainer"]["epoch_length"]
 
 

@@ -64,7 +64,8 @@ def test_torchrun_two_processes_one_set_of_checkpoints(name, ten_cases, tmp_path
     assert log.count("Key metric:") == 2
     # rank 0 alone logs the training loss (StatsHandler of train#handlers): one line per iteration of its shard
     models = tmp_path / "models"
-    assert sorted(p.name for p in models.iterdir()) == ["last_checkpoint_epoch=2.pt", "model.pt", "model_last.pt"]
+    assert sorted(p.name for p in models.iterdir()) == ["last_checkpoint_epoch=1.pt", "last_checkpoint_epoch=2.pt",
+                                                        "model.pt", "model_last.pt"]
     # the best checkpoint is the bare network's state dict (DDP's "module." prefix removed), loadable strictly
     net = small_parser(name).get_parsed_content("network_def")
     net.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))

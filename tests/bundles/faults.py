@@ -1,0 +1,74 @@
+"""Fault injection for the kill tests: Python run at the start of a bundle subprocess (``bundle_cli_chain``'s
+``prelude``) that SIGKILLs that process at a chosen point of a real ``monai.bundle run training``.
+
+``install(point, n)`` with point:
+
+- ``"train_iteration"``: before the n-th training iteration (counted over the run): mid-epoch.
+- ``"validation"``: at the first iteration of the n-th validation run.
+- ``"checkpoint_write"``: while the n-th epoch checkpoint is being written, with half of its bytes on disk.
+
+Nothing is cleaned up or flushed: ``SIGKILL`` is what a pre-empted node or the out-of-memory killer sends.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import torch
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(point: str, n: int) -> None:
+    count = {"n": 0}
+
+    def hit() -> bool:
+        count["n"] += 1
+        return count["n"] == n
+
+    if point == "train_iteration":
+        original = SupervisedTrainer._iteration
+
+        def _iteration(self, engine, batchdata):
+            if hit():
+                _die()
+            return original(self, engine, batchdata)
+
+        SupervisedTrainer._iteration = _iteration
+    elif point == "validation":
+        original_eval = SupervisedEvaluator._iteration
+
+        def _eval_iteration(self, engine, batchdata):
+            if engine.state.iteration == 1 and hit():
+                _die()
+            return original_eval(self, engine, batchdata)
+
+        SupervisedEvaluator._iteration = _eval_iteration
+    elif point == "checkpoint_write":
+        original_save = torch.save
+
+        def _save(obj, f, *args, **kwargs):
+            if isinstance(obj, dict) and "training_state" in obj and not isinstance(f, (str, os.PathLike)) \
+                    and hit():
+                buffer = io.BytesIO()
+                original_save(obj, buffer, *args, **kwargs)
+                data = buffer.getvalue()
+                f.write(data[: len(data) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+                _die()
+            return original_save(obj, f, *args, **kwargs)
+
+        torch.save = _save
+    else:
+        raise ValueError(f"unknown fault point {point!r}")
+
+
+def prelude(point: str, n: int) -> str:
+    """Python source for ``bundle_cli_chain(prelude=...)``."""
+    return f"import tests.bundles.faults as _f; _f.install({point!r}, {n})\n"
