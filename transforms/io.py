@@ -22,6 +22,7 @@ from PIL import Image
 
 from edge_networks.data.image2d import output_stem, read_image_2d
 from edge_networks.data.readers import Image2DReader
+from edge_networks.data.writers import atomic_path
 
 __all__ = ["LoadImage2D", "LoadImage2Dd", "overlay_image", "SaveOverlayd"]
 
@@ -175,11 +176,6 @@ class SaveOverlayd(MapTransform):
             out = overlay_image(image, mask, self.alpha)
             self.output_dir.mkdir(parents=True, exist_ok=True)
             path = self.output_dir / f"{output_stem(source, page)}_{self.output_postfix}.png"
-            tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-            try:
+            with atomic_path(path) as tmp:
                 Image.fromarray(out).save(tmp, format="PNG")
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
         return d

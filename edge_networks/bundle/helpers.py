@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from monai.handlers import from_engine
+from monai.handlers import MetricsSaver, from_engine
 from monai.inferers import Inferer
 from monai.utils import str2bool
 
@@ -18,6 +21,7 @@ from ..data.integrity import verify_datalist
 from ..data.layouts import build_datalist
 from ..data.prepare import prepare_datalist
 from ..data.split import split_datalist
+from ..data.writers import atomic_path, remove_partial_outputs
 
 __all__ = [
     "REPO_BUNDLES",
@@ -25,6 +29,8 @@ __all__ = [
     "bundle_root",
     "load_datalist",
     "inference_datalist",
+    "check_output_dirs",
+    "AtomicMetricsSaver",
     "poly_lr",
     "cpu_supports_bf16",
     "AutocastInferer",
@@ -105,17 +111,126 @@ def load_datalist(
     return {"training": train, "validation": val}
 
 
+SKIPPED_REPORT = "skipped_cases.json"
+
+
 def inference_datalist(
     layout: str,
     dataset_dir: str | None = None,
     datalist: Sequence[dict] | None = None,
     check: bool = True,
+    output_dir: str | os.PathLike | None = None,
+    skip_existing: bool | str = False,
+    on_error: str = "raise",
+    output_ext: str = ".nii.gz",
+    output_postfix: str = "seg",
 ) -> list[dict]:
-    """Cases to segment: ``datalist`` (dicts with ``image``) or every case of ``dataset_dir``; checked first."""
+    """Cases to segment: ``datalist`` (dicts with ``image``) or every case of ``dataset_dir``; checked first.
+
+    Args:
+        layout: the dataset layout.
+        dataset_dir: the dataset folder (when no ``datalist``).
+        datalist: items with ``image``. Defaults to None (every case of ``dataset_dir``).
+        check: run the integrity check on every case before any inference. Defaults to True.
+        output_dir: where the bundle writes; needed by ``skip_existing`` and ``on_error="skip"``.
+        skip_existing: leave out the cases whose segmentation (``<case>_<output_postfix><output_ext>``) is in
+            ``output_dir`` already, so a rerun after a kill finishes the rest; files a killed run cut short are
+            removed first. Outputs are written atomically and the segmentation last, so an existing segmentation
+            means the case is complete. Defaults to False.
+        on_error: ``"raise"``: any bad case stops the run before inference, every fault listed. ``"skip"``: the
+            bad cases are left out and listed, with their faults, in ``<output_dir>/skipped_cases.json``.
+            Defaults to ``"raise"``.
+        output_ext: the segmentation's extension. Defaults to ``".nii.gz"``.
+        output_postfix: the segmentation's postfix. Defaults to ``"seg"``.
+
+    Raises:
+        DatasetIntegrityError: a case is bad and ``on_error`` is ``"raise"``.
+        ValueError: an unknown ``on_error``, or ``output_dir`` missing where needed.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    skip_existing = flag(skip_existing)
+    if (skip_existing or on_error == "skip") and output_dir is None:
+        raise ValueError("skip_existing and on_error='skip' need output_dir.")
     items = list(datalist) if datalist else build_datalist(layout, dataset_dir)
-    if check:
-        items, _ = verify_datalist(items, layout, require_label=False)
+    if skip_existing:
+        remove_partial_outputs(output_dir)
+        formatter = case_name_formatter(layout)
+        todo = []
+        for item in items:
+            image = item["image"][0] if isinstance(item["image"], (list, tuple)) else item["image"]
+            meta = {"filename_or_obj": image, "page": item.get("page", -1)}
+            target = Path(output_dir) / f"{formatter(meta, None)['subject']}_{output_postfix}{output_ext}"
+            if not target.exists():
+                todo.append(item)
+        logger.info("--skip_existing: %d of %d case(s) already written, %d to do", len(items) - len(todo),
+                    len(items), len(todo))
+        items = todo
+    if check and items:
+        items, bad = verify_datalist(items, layout, skip_bad=on_error == "skip", require_label=False)
+        if on_error == "skip":
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            with atomic_path(Path(output_dir) / SKIPPED_REPORT) as tmp:
+                tmp.write_text(json.dumps({"layout": layout, "to_segment": len(items),
+                                           "skipped": [{"case": r.case_id, "faults": r.problems} for r in bad]},
+                                          indent=2, default=str))
+            for r in bad:
+                logger.warning("--on_error skip: %s left out: %s", r.case_id, "; ".join(r.problems))
     return items
+
+
+class AtomicMetricsSaver(MetricsSaver):
+    """MONAI's :class:`~monai.handlers.MetricsSaver` (same arguments) whose reports appear whole or not at all.
+
+    The reports (``metrics.csv``, ``<metric>_raw.csv``, ``<metric>_summary.csv``) are written into a hidden
+    temporary folder inside ``save_dir`` and then each renamed into ``save_dir``, so a kill while they are written
+    leaves the previous reports or none, never a truncated CSV.
+    """
+
+    def __call__(self, engine: Any) -> None:
+        final = Path(self.save_dir)
+        final.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".metrics.partial", dir=final))
+        self.save_dir = str(tmp)
+        try:
+            super().__call__(engine)
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, final / f.name)
+        finally:
+            self.save_dir = str(final)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_output_dirs(folders: Sequence[str | os.PathLike | None], min_free_mb: float = 1024) -> None:
+    """Fail at the start, not after hours of work, when an output folder cannot take the run's files.
+
+    Each folder is created if needed, a probe file is written and removed, and the free space of its file system
+    must be at least ``min_free_mb``.
+
+    Args:
+        folders: output folders (``ckpt_dir``, ``output_dir``); None entries are ignored.
+        min_free_mb: free space needed on each folder's file system, in MiB. Defaults to 1024.
+
+    Raises:
+        OSError: a folder is not writable or its file system has less free space than ``min_free_mb``; the
+            message names the folder.
+    """
+    for folder in folders:
+        if folder is None:
+            continue
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write_probe{os.getpid()}"
+            probe.write_bytes(b"0")
+            probe.unlink()
+        except OSError as e:
+            raise OSError(f"{folder}: output folder is not writable ({type(e).__name__}: {e}); choose another "
+                          "with --output_dir / --ckpt_dir") from None
+        free = shutil.disk_usage(folder).free / 2**20
+        if free < float(min_free_mb):
+            raise OSError(f"{folder}: only {free:.0f} MiB free on its file system, at least {float(min_free_mb):.0f} "
+                          "MiB needed (--min_free_mb sets the limit)")
 
 
 def _absolute(item: dict, base: Path) -> dict:

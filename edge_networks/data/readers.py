@@ -30,6 +30,7 @@ from monai.data.image_writer import NibabelWriter
 from monai.utils import MetaKeys, ensure_tuple
 
 from .image2d import IMAGE_2D_SUFFIXES, Image2D, count_pages, read_image_2d
+from .writers import AtomicWriterMixin
 
 __all__ = [
     "IMAGE_2D_SUFFIXES",
@@ -132,8 +133,9 @@ class Image2DReader(ImageReader):
         return np.concatenate(arrays, axis=-1), meta
 
 
-class NibabelWriterKeepGeometry(NibabelWriter):
-    """MONAI's ``NibabelWriter`` that, with ``resample=False``, writes the array on its own affine untouched.
+class NibabelWriterKeepGeometry(AtomicWriterMixin, NibabelWriter):
+    """MONAI's ``NibabelWriter`` that, with ``resample=False``, writes the array on its own affine untouched, and
+    writes atomically (:class:`~edge_networks.data.writers.AtomicWriterMixin`: no truncated file after a kill).
 
     MONAI 1.6.1's ``NibabelWriter.set_metadata`` always passes the channel-last array through
     ``SpatialResample``, which takes a channel-less 3D array for a 2D image with a channel: it keeps the top-left

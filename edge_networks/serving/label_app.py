@@ -2,7 +2,7 @@
 
 Start it with (the app folder's ``main.py`` imports :class:`EdgeSegApp`)::
 
-    monailabel start_server --app apps/monailabel --studies /data/studies \
+    monailabel start_server --app apps/monailabel --studies /data/studies --host 127.0.0.1 \
         --conf models egcnn_brats,egcnn_kits,boundary_aware_brats
 
 ``--conf models`` takes bundle names (comma-separated) or ``all``; ``--conf bundles DIR`` serves bundles from
@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
+from fastapi import HTTPException
 from monai.transforms import SaveImaged
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.tasks.infer.bundle import BundleInferTask
@@ -37,9 +39,10 @@ from PIL import Image
 
 from .. import __version__
 from ..bundle import REPO_BUNDLES
-from ..data.image2d import IMAGE_2D_SUFFIXES
+from ..data.image2d import IMAGE_2D_SUFFIXES, read_image_2d
+from ..data.layouts import LAYOUTS
 
-__all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles"]
+__all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles", "check_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,55 @@ def spatial_dims(bundle: Path) -> int:
     """Spatial dimensions of a bundle's network input, from its metadata."""
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     return len(meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+
+
+def _input_spec(bundle: Path) -> tuple[int, bool, int]:
+    """(network spatial dims, reads 2D image files, channels of a study) of a bundle, from its configs: a study
+    holds every modality of the bundle's dataset layout (BraTS: 4, in the Decathlon order; KiTS: 1), whatever
+    the network picks from them."""
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    image = meta["network_data_format"]["inputs"]["image"]
+    layout = json.loads((bundle / "configs" / "inference.json").read_text()).get("layout")
+    known = isinstance(layout, str) and layout in LAYOUTS
+    image_files = known and LAYOUTS[layout].spatial_dims == 2
+    channels = len(LAYOUTS[layout].modalities) if known else int(image["num_channels"])
+    return len(image["spatial_shape"]), image_files, channels
+
+
+def check_study(path: str, model: str, bundle: Path) -> None:
+    """Refuse, with an HTTP 4xx that says why, a study ``model`` cannot segment, before any work starts.
+
+    Raises:
+        HTTPException: 404 no such file; 415 not an image file this bundle reads (the file's first bytes do not
+            parse); 422 an image of the wrong kind (a 2D photograph for a 3D model, a volume for a photograph
+            model, the wrong number of channels).
+    """
+    name = Path(path).name
+    if not path or not Path(path).is_file():
+        raise HTTPException(status_code=404, detail=f"study {name or path!r} not found")
+    _, image_files, channels = _input_spec(bundle)
+    is_photo = path.lower().endswith(IMAGE_2D_SUFFIXES)
+    if image_files and not is_photo:
+        raise HTTPException(status_code=422, detail=f"{model} segments 2D photographs "
+                                                    f"({', '.join(IMAGE_2D_SUFFIXES)}); study {name!r} is not one")
+    if image_files:
+        try:
+            read_image_2d(path)
+        except Exception as e:  # noqa: BLE001 - any reader failure is the client's file
+            raise HTTPException(status_code=415, detail=f"study {name!r} is not a readable image: {e}") from None
+        return
+    if is_photo:
+        raise HTTPException(status_code=422, detail=f"{model} segments volumes; study {name!r} is a 2D image")
+    try:
+        shape = nib.load(path).shape
+    except Exception as e:  # noqa: BLE001
+        raise HTTPException(status_code=415, detail=f"study {name!r} is not a NIfTI volume this model reads: "
+                                                    f"{type(e).__name__}: {e}") from None
+    got = shape[3] if len(shape) == 4 else 1 if len(shape) == 3 else None
+    if got is None or got != channels:
+        raise HTTPException(status_code=422, detail=f"{model} needs a volume with {channels} channel(s) "
+                                                    f"(x, y, z{', c' if channels > 1 else ''}); study {name!r} has "
+                                                    f"shape {tuple(shape)}")
 
 
 class EdgeBundleInferTask(BundleInferTask):
@@ -145,6 +197,21 @@ class EdgeSegApp(MONAILabelApp):
                          "ET-Net, BA-Net)"),
             version=__version__,
         )
+
+    def infer(self, request, datastore=None):
+        """MONAI Label's ``infer``, with the request checked first: an unknown model, a missing study or a study the
+        model cannot read is answered with an HTTP 4xx and a message (MONAI Label's own checks raise plain
+        exceptions, which reach the client as a 500)."""
+        model = request.get("model")
+        if model not in self._infers:
+            raise HTTPException(status_code=404, detail=f"no model {model!r}; served: {sorted(self._infers)}")
+        image = request.get("image")
+        if isinstance(image, str):
+            path = image if Path(image).is_file() else (datastore or self.datastore()).get_image_uri(image)
+            if not path:
+                raise HTTPException(status_code=404, detail=f"study {image!r} not found")
+            check_study(path, model, self.bundles[model])
+        return super().infer(request, datastore)
 
     def init_infers(self):
         infers = {}

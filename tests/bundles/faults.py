@@ -6,6 +6,8 @@
 - ``"train_iteration"``: before the n-th training iteration (counted over the run): mid-epoch.
 - ``"validation"``: at the first iteration of the n-th validation run.
 - ``"checkpoint_write"``: while the n-th epoch checkpoint is being written, with half of its bytes on disk.
+- ``"image_write"``: while the n-th NIfTI or PNG output is being written (MONAI's ``NibabelWriter.write`` /
+  ``PILWriter.write``, which the project's atomic writers call with their temporary name), half of it on disk.
 
 Nothing is cleaned up or flushed: ``SIGKILL`` is what a pre-empted node or the out-of-memory killer sends.
 """
@@ -65,6 +67,22 @@ def install(point: str, n: int) -> None:
             return original_save(obj, f, *args, **kwargs)
 
         torch.save = _save
+    elif point == "image_write":
+        from monai.data import NibabelWriter, PILWriter
+
+        for writer in (NibabelWriter, PILWriter):
+            def _write(self, filename, *args, _original=writer.write, **kwargs):
+                if hit():
+                    _original(self, filename, *args, **kwargs)
+                    data = open(filename, "rb").read()
+                    with open(filename, "wb") as f:
+                        f.write(data[: len(data) // 2])
+                        f.flush()
+                        os.fsync(f.fileno())
+                    _die()
+                return _original(self, filename, *args, **kwargs)
+
+            writer.write = _write
     else:
         raise ValueError(f"unknown fault point {point!r}")
 

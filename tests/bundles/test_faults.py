@@ -1,16 +1,22 @@
-"""Training survives SIGKILL: a real ``python -m monai.bundle run training`` process is killed mid-epoch, during
-validation and while a checkpoint is being written; ``--resume true`` then finishes the run, and the result equals an
-uninterrupted run's (the same epochs, best metric, ``model.pt`` and final weights)."""
+"""Faults: real ``python -m monai.bundle`` processes killed with SIGKILL, a corrupt case, an unwritable folder.
+
+Training killed mid-epoch, during validation and while a checkpoint is being written resumes with ``--resume true``
+and ends equal to an uninterrupted run (the same epochs, best metric, ``model.pt`` and final weights). Inference
+killed while writing a case leaves no truncated file, and ``--skip_existing true`` finishes the rest."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from monai.transforms import LoadImage
 
 from tests.bundles.faults import prelude
-from tests.helpers import SMALL, bundle_cli_chain, cli_overrides, config_path, layout
+from tests.helpers import SMALL, bundle_cli_chain, cli_overrides, config_path, layout, small_parser
 
 EPOCHS = 3
 # (fault point, n-th occurrence) -> the epoch whose checkpoint is the newest complete one when the process dies.
@@ -66,3 +72,70 @@ def test_killed_training_resumes_as_if_uninterrupted(name, dataset_roots, tmp_pa
             weights, ref_weights = weights.get("model", weights), ref_weights.get("model", ref_weights)
             for k, v in ref_weights.items():
                 torch.testing.assert_close(weights[k], v, rtol=0, atol=1e-6, msg=f"{kill} {file} {k}")
+
+
+def _weights(name: str, root: Path) -> Path:
+    (root / "models").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(small_parser(name, "inference.json").get_parsed_content("network_def").state_dict(),
+               root / "models" / "model.pt")
+    return root
+
+
+@pytest.mark.parametrize("name, ext", [("egcnn_brats", ".nii.gz"), ("cenet_em", ".png")])
+def test_killed_inference_leaves_whole_files_and_a_rerun_finishes(name, ext, dataset_roots, tmp_path):
+    data = dataset_roots[layout(name)]
+    root = _weights(name, tmp_path / "bundle")
+    common = ["run", "--config_file", config_path(name, "inference.json"), "--bundle_root", str(root),
+              "--dataset_dir", str(data), "--num_workers", "0", "--cpu_bf16", "false", *cli_overrides(SMALL[name])]
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    proc = bundle_cli_chain([[*common, "--output_dir", str(out)]], prelude=prelude("image_write", 2))
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    written = sorted(out.glob(f"*_seg{ext}"))
+    partial = [p for p in out.iterdir() if p.name.startswith(".")]
+    # the first case whole, the second only as a hidden temporary, nothing truncated under an output's name
+    assert len(written) == 1 and len(partial) == 1 and partial[0].name.endswith(ext), sorted(out.iterdir())
+    first = written[0].stat().st_mtime_ns
+    proc = bundle_cli_chain([[*common, "--output_dir", str(out), "--skip_existing", "true"],
+                             [*common, "--output_dir", str(reference)]])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--skip_existing: 1 of" in proc.stdout + proc.stderr
+    assert written[0].stat().st_mtime_ns == first  # not segmented again
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
+    for ref in sorted(reference.glob(f"*_seg{ext}")):
+        expected = LoadImage(image_only=True)(str(ref))
+        np.testing.assert_array_equal(LoadImage(image_only=True)(str(out / ref.name)), expected, err_msg=ref.name)
+
+
+def test_on_error_skip_segments_the_good_cases_and_reports_the_bad_one(brats_root, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(brats_root, data)
+    bad = data / "BraTS2021_00001" / "BraTS2021_00001_flair.nii.gz"
+    bad.write_bytes(bad.read_bytes()[:200])  # a download cut short
+    root = _weights("egcnn_brats", tmp_path / "bundle")
+    common = ["run", "--config_file", config_path("egcnn_brats", "inference.json"), "--bundle_root", str(root),
+              "--dataset_dir", str(data), "--num_workers", "0", "--cpu_bf16", "false",
+              *cli_overrides(SMALL["egcnn_brats"])]
+    proc = bundle_cli_chain([[*common, "--output_dir", str(tmp_path / "out"), "--on_error", "skip"]])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "BraTS2021_00000_seg.nii.gz", "BraTS2021_00002_seg.nii.gz", "skipped_cases.json"]
+    report = json.loads((tmp_path / "out" / "skipped_cases.json").read_text())
+    assert report["to_segment"] == 2 and [s["case"] for s in report["skipped"]] == ["BraTS2021_00001"]
+    assert any("BraTS2021_00001_flair.nii.gz" in fault for fault in report["skipped"][0]["faults"])
+    # without the flag: the same folder fails before any case is segmented, the bad file named
+    proc = bundle_cli_chain([[*common, "--output_dir", str(tmp_path / "strict")]])
+    assert proc.returncode != 0 and "BraTS2021_00001_flair.nii.gz" in proc.stderr
+    assert not (tmp_path / "strict").exists() or not list((tmp_path / "strict").iterdir())
+
+
+def test_unwritable_output_or_full_disk_fails_at_the_start(brats_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    common = ["run", "training", "--config_file", config_path("egcnn_brats", "train.json"), "--dataset_dir",
+              str(brats_root), "--epochs", "1", "--num_workers", "0", *cli_overrides(SMALL["egcnn_brats"])]
+    proc = bundle_cli_chain([[*common, "--bundle_root", str(tmp_path / "b"), "--ckpt_dir", str(blocker / "models")]])
+    assert proc.returncode != 0 and f"{blocker / 'models'}: output folder is not writable" in proc.stderr
+    proc = bundle_cli_chain([[*common, "--bundle_root", str(tmp_path / "c"), "--min_free_mb", "1e12"]])
+    assert proc.returncode != 0 and "MiB needed" in proc.stderr and "integrity check" not in proc.stderr
+    assert not list((tmp_path / "c").rglob("*.pt"))

@@ -9,8 +9,10 @@ serving (geometry, label values, label names), not accuracy.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +49,28 @@ from tests.helpers import (
 SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits", "etnet_refuge")))
 EXTRA = {"num_workers": 0, "sw_overlap": 0.25}
 BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
+
+
+def documented_host() -> str:
+    """The ``--host`` of the README's ``monailabel start_server`` command (every such command must name one)."""
+    commands = [line for line in (REPO / "README.md").read_text().splitlines() if "monailabel start_server" in line]
+    assert commands, "the README documents no monailabel start_server command"
+    hosts = {re.search(r"--host (\S+)", c).group(1) if "--host" in c else None for c in commands}
+    assert len(hosts) == 1, f"README start_server commands differ in --host: {hosts}"
+    return hosts.pop()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses with a socket listening on ``port`` (from /proc/net/tcp*)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.add(str(ipaddress.ip_address(bytes.fromhex(address)[::-1])) if len(address) == 8
+                          else address)
+    return found
 
 
 def _free_port() -> int:
@@ -127,7 +151,7 @@ def _server(served, tmp_path, brats_root, kits_root, fundus_root):
     proc = subprocess.Popen(
         [str(monailabel), "start_server", "--app", str(app), "--studies", str(studies),
          "--conf", "models", ",".join(served), "--conf", "bundles", str(bundles),
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", documented_host(), "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -143,6 +167,8 @@ def _server(served, tmp_path, brats_root, kits_root, fundus_root):
             if time.time() > deadline:
                 pytest.fail(f"no /info/ in 180 s:\n{(tmp_path / 'server.log').read_text()[-4000:]}")
             time.sleep(1)
+        # the README's command listens on the loopback interface only, not on every interface (0.0.0.0)
+        assert _listening_addresses(port) == {"127.0.0.1"}, _listening_addresses(port)
         yield {"url": url, "images": images, "bundles": bundles, "log": tmp_path / "server.log"}
     finally:
         if proc.poll() is None:
@@ -232,6 +258,8 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
     (cli,) = (tmp_path / "cli").glob("*_seg.nii.gz")
     np.testing.assert_array_equal(np.asarray(served.dataobj), np.asarray(nib.load(str(cli)).dataobj))
 
+    _wrong_input_gets_a_4xx(server, tmp_path)
+
     models_dir = server["bundles"] / "egcnn_brats" / "models"
     before = (models_dir / "model.pt").stat().st_mtime
     # an asynchronous run, as MONAI Label clients start it, polled until it ends
@@ -252,6 +280,32 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
     # the retrained weights are served: /infer still answers with the label values /info names
     seg = _infer(server, "egcnn_brats", "BRATS_002", tmp_path)
     assert set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist()) <= {0, 1, 2, 4}
+
+
+def _wrong_input_gets_a_4xx(server, tmp_path):
+    """Wrong input over the API: an HTTP 4xx with a message (never a 500), and the server keeps answering; ids with
+    ``../`` (plain or URL-encoded) cannot read files outside the datastore."""
+    url = server["url"]
+    r = requests.put(f"{url}/datastore/image", params={"image": "JUNK"},
+                     files={"file": ("junk.nii.gz", b"this is not an image")}, timeout=60)
+    assert r.status_code == 200, r.text[-1000:]
+    for model, image, code in (("egcnn_brats", "JUNK", 415),  # a non-image upload
+                               ("egcnn_brats", "FUNDUS_PNG", 422),  # a 2D photograph to a 3D model
+                               ("cenet_drive", "BRATS_000", 422),  # a volume to a photograph model
+                               ("egcnn_kits", "BRATS_000", 422),  # 4 channels to a 1-channel model
+                               ("no_such_model", "BRATS_000", 404),
+                               ("egcnn_brats", "NO_SUCH_STUDY", 404)):
+        r = requests.post(f"{url}/infer/{model}", params={"image": image, "output": "image"},
+                          data={"params": "{}"}, timeout=120)
+        assert r.status_code == code, (model, image, r.status_code, r.text[-1000:])
+        assert "Traceback" not in r.text and r.json()["detail"], r.text[-1000:]
+    for path in ("/datastore/image?image=../../../../etc/passwd", "/datastore/image?image=..%2F..%2F..%2Fetc%2Fpasswd",
+                 "/datastore/image?image=%2Fetc%2Fpasswd", "/datastore/label?label=../../../../etc/passwd&tag=final",
+                 "/datastore/label?label=%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd&tag=final",
+                 "/datastore/image?image=..%2F..%2Fserver.log"):
+        r = requests.get(url + path, timeout=30)
+        assert r.status_code == 404 and "root:" not in r.text, (path, r.status_code, r.text[:200])
+    assert requests.get(f"{url}/info/", timeout=30).ok
 
 
 @pytest.mark.slow
