@@ -31,6 +31,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..data.writers import atomic_path
+
 __all__ = ["export_torchscript", "export_onnx", "pack_bundle"]
 
 # what a shared bundle holds besides configs/: weights that a receiver needs, never optimizer state or runs
@@ -77,9 +79,10 @@ def export_torchscript(bundle: str | Path, config_file: str | Sequence[str] | No
     bundle = Path(bundle)
     ckpt = _require_weights(bundle)
     out = bundle / "models" / "model.ts"
-    ckpt_export(net_id="network_def", filepath=str(out), ckpt_file=str(ckpt),
-                meta_file=str(bundle / "configs" / "metadata.json"), config_file=_config_files(bundle, config_file),
-                **{"bundle_root": str(bundle), **override})
+    with atomic_path(out) as tmp:  # a killed export leaves the previous model.ts or none, never a truncated one
+        ckpt_export(net_id="network_def", filepath=str(tmp), ckpt_file=str(ckpt),
+                    meta_file=str(bundle / "configs" / "metadata.json"),
+                    config_file=_config_files(bundle, config_file), **{"bundle_root": str(bundle), **override})
     return out
 
 
@@ -104,10 +107,12 @@ def export_onnx(bundle: str | Path, config_file: str | Sequence[str] | None = No
     out = bundle / "models" / "model.onnx"
     kwargs = {"input_names": ["image"], "output_names": ["pred"],
               "dynamic_axes": {"image": {0: "batch"}, "pred": {0: "batch"}}}
-    onnx_export(net_id="network_def", filepath=str(out), ckpt_file=str(ckpt),
-                meta_file=str(bundle / "configs" / "metadata.json"), config_file=_config_files(bundle, config_file),
-                input_shape=list(input_shape) if input_shape else None, converter_kwargs=kwargs,
-                **{"bundle_root": str(bundle), **override})
+    with atomic_path(out) as tmp:
+        onnx_export(net_id="network_def", filepath=str(tmp), ckpt_file=str(ckpt),
+                    meta_file=str(bundle / "configs" / "metadata.json"),
+                    config_file=_config_files(bundle, config_file),
+                    input_shape=list(input_shape) if input_shape else None, converter_kwargs=kwargs,
+                    **{"bundle_root": str(bundle), **override})
     return out
 
 

@@ -1,0 +1,31 @@
+"""``benchmarks/gpu_check.py --dry-run``: the GPU check's code path on the CPU, every bundle it covers, before device
+time is spent on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def test_gpu_check_dry_run_covers_every_bundle(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=900,
+                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    report = json.loads(out.read_text())
+    assert report["dry_run"] is True and report["errors"] == {}
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_check import BUNDLES
+
+    assert sorted(report["training"]) == sorted(BUNDLES)
+    for name, run in report["training"].items():
+        assert run["steps"] == 1 and run["s_per_step"] > 0 and run["parameters"] > 0, (name, run)
+        assert run["amp"] is False and run["peak_gpu_mib"] is None  # CPU: no AMP, no GPU memory
+    inference = report["inference"]
+    for name in ("egcnn_brats", "zoo_brats_mri_segmentation"):
+        assert inference[name]["output_shape"][2:] == inference["volume"][1:], inference  # the whole volume
+        assert inference[name]["s_per_volume"] > 0
