@@ -11,13 +11,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +26,7 @@ from PIL import Image
 
 from edge_networks.data import build_datalist, read_image_2d
 from edge_networks.serving.label_app import served_bundles, spatial_dims
+from edge_networks.serving.launch import free_port, local_server
 from tests.helpers import (
     REPO,
     REPRESENTATIVE,
@@ -71,12 +67,6 @@ def _listening_addresses(port: int) -> set[str]:
                 found.add(str(ipaddress.ip_address(bytes.fromhex(address)[::-1])) if len(address) == 8
                           else address)
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _small_bundle(name: str, dest: Path) -> Path:
@@ -138,47 +128,18 @@ def _server(served, tmp_path, brats_root, kits_root, fundus_root):
         _small_bundle(name, bundles)
     studies = tmp_path / "studies"
     images = _studies(brats_root, kits_root, studies, fundus_root)
-    port = _free_port()
     # a copy of the app folder: MONAI Label writes logs/ into the app folder, which must not be the repository's
     app = tmp_path / "app"
     shutil.copytree(REPO / "apps" / "monailabel", app, ignore=shutil.ignore_patterns("logs", "__pycache__"))
-    monailabel = Path(sys.executable).parent / "monailabel"
-    # the monailabel launcher is a bash script that runs `python` from PATH (or $MONAILABEL_PYEXE): this venv's
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
-           "MONAILABEL_PYEXE": sys.executable,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [str(monailabel), "start_server", "--app", str(app), "--studies", str(studies),
-         "--conf", "models", ",".join(served), "--conf", "bundles", str(bundles),
-         "--host", documented_host(), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
     try:
-        deadline = time.time() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{(tmp_path / 'server.log').read_text()[-4000:]}")
-            try:
-                if requests.get(f"{url}/info/", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline:
-                pytest.fail(f"no /info/ in 180 s:\n{(tmp_path / 'server.log').read_text()[-4000:]}")
-            time.sleep(1)
-        # the README's command listens on the loopback interface only, not on every interface (0.0.0.0)
-        assert _listening_addresses(port) == {"127.0.0.1"}, _listening_addresses(port)
-        yield {"url": url, "images": images, "bundles": bundles, "log": tmp_path / "server.log"}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        with local_server(app, studies, served, bundles=bundles, log=tmp_path / "server.log",
+                          host=documented_host(), port=port) as url:
+            # the README's command listens on the loopback interface only, not on every interface (0.0.0.0)
+            assert _listening_addresses(port) == {"127.0.0.1"}, _listening_addresses(port)
+            yield {"url": url, "images": images, "bundles": bundles, "log": tmp_path / "server.log"}
+    except RuntimeError as e:
+        pytest.fail(str(e))
     # shut down: nothing answers on the port any more
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/info/", timeout=5)
