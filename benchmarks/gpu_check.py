@@ -17,7 +17,7 @@ evaluators run them: median seconds of 3 and the peak GPU memory of each. Everyt
 
 ``--dry-run`` runs the same code on whatever device there is (the CPU here) with tiny data, ``cpu_small.json``
 merged, 32^3 / 64x64 crops and 1 step, to prove the script works before GPU time is spent on it (tested in
-``tests/test_gpu_check.py``).
+``tests/benchmarks/test_gpu_check.py``).
 """
 
 from __future__ import annotations

