@@ -38,24 +38,10 @@ BUNDLES = {"egcnn_brats": 3, "cenet_drive": 2}
 
 def _bundle(name: str, dest: Path) -> Path:
     """Copy bundle ``name`` with its cpu_small settings in the configs and random weights in models/model.pt."""
-    import torch
-    from monai.bundle import ConfigParser
+    from edge_networks.serving.launch import bundle_copy
 
-    bundle = dest / name
-    shutil.copytree(REPO / "bundles" / name, bundle, ignore=shutil.ignore_patterns("models"))
-    (bundle / "models").mkdir()
-    small = json.loads((bundle / "configs" / "cpu_small.json").read_text())
-    small.update({"num_workers": 0, "sw_overlap": 0.25})
-    for cfg in ("inference.json", "train.json"):
-        path = bundle / "configs" / cfg
-        content = json.loads(path.read_text())
-        content.update({k: v for k, v in small.items() if k in content})
-        path.write_text(json.dumps(content, indent=1))
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
-    return bundle
+    small = json.loads((REPO / "bundles" / name / "configs" / "cpu_small.json").read_text())
+    return bundle_copy(REPO / "bundles" / name, dest, {**small, "num_workers": 0, "sw_overlap": 0.25})
 
 
 def _studies(dest: Path, work: Path) -> dict[str, list[tuple[str, tuple[int, ...]]]]:

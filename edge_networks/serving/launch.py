@@ -17,7 +17,37 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["free_port", "local_server"]
+__all__ = ["free_port", "local_server", "bundle_copy"]
+
+
+def bundle_copy(source: str | os.PathLike, dest: str | os.PathLike, overrides: dict | None = None,
+                seed: int = 0) -> Path:
+    """Copy bundle folder ``source`` into ``dest``, with ``overrides`` written into its ``inference.json`` and
+    ``train.json`` (keys those files define), and random weights (``seed``) in ``models/model.pt``: a bundle to serve
+    in tests and benchmarks, where latency and shapes do not depend on trained weights.
+
+    Returns:
+        The new bundle folder.
+    """
+    import json
+    import shutil
+
+    import torch
+    from monai.bundle import ConfigParser
+
+    bundle = Path(dest) / Path(source).name
+    shutil.copytree(source, bundle, ignore=shutil.ignore_patterns("models"))
+    (bundle / "models").mkdir()
+    for cfg in ("inference.json", "train.json"):
+        path = bundle / "configs" / cfg
+        content = json.loads(path.read_text())
+        content.update({k: v for k, v in (overrides or {}).items() if k in content})
+        path.write_text(json.dumps(content, indent=1))
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    torch.manual_seed(seed)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
+    return bundle
 
 
 def free_port(host: str = "127.0.0.1") -> int:

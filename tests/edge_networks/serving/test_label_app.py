@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import re
 import shutil
 import time
@@ -20,13 +19,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import requests
-import torch
-from monai.bundle import ConfigParser
 from PIL import Image
 
 from edge_networks.data import build_datalist, read_image_2d
 from edge_networks.serving.label_app import served_bundles, spatial_dims
-from edge_networks.serving.launch import free_port, local_server
+from edge_networks.serving.launch import bundle_copy, free_port, local_server
 from tests.helpers import (
     REPO,
     REPRESENTATIVE,
@@ -71,19 +68,7 @@ def _listening_addresses(port: int) -> set[str]:
 
 def _small_bundle(name: str, dest: Path) -> Path:
     """Copy bundle ``name`` with the small settings in its configs and random weights in models/model.pt."""
-    bundle = dest / name
-    shutil.copytree(REPO / "bundles" / name, bundle, ignore=shutil.ignore_patterns("models"))
-    (bundle / "models").mkdir()
-    for cfg in ("inference.json", "train.json"):
-        path = bundle / "configs" / cfg
-        content = json.loads(path.read_text())
-        content.update({k: v for k, v in {**SMALL[name], **EXTRA}.items() if k in content})
-        path.write_text(json.dumps(content, indent=1))
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
-    return bundle
+    return bundle_copy(REPO / "bundles" / name, dest, {**SMALL[name], **EXTRA})
 
 
 def _studies(brats_root: Path, kits_root: Path, dest: Path, fundus_root: Path) -> dict[str, Path]:
