@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+from pathlib import Path
 
 import torch
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
@@ -24,6 +25,14 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write_half_and_die(f, data: bytes) -> None:
+    """Put the first half of ``data`` on disk through the open file ``f``, then SIGKILL this process."""
+    f.write(data[: len(data) // 2])
+    f.flush()
+    os.fsync(f.fileno())
+    _die()
 
 
 def install(point: str, n: int) -> None:
@@ -59,11 +68,7 @@ def install(point: str, n: int) -> None:
                     and hit():
                 buffer = io.BytesIO()
                 original_save(obj, buffer, *args, **kwargs)
-                data = buffer.getvalue()
-                f.write(data[: len(data) // 2])
-                f.flush()
-                os.fsync(f.fileno())
-                _die()
+                _write_half_and_die(f, buffer.getvalue())
             return original_save(obj, f, *args, **kwargs)
 
         torch.save = _save
@@ -74,12 +79,9 @@ def install(point: str, n: int) -> None:
             def _write(self, filename, *args, _original=writer.write, **kwargs):
                 if hit():
                     _original(self, filename, *args, **kwargs)
-                    data = open(filename, "rb").read()
+                    data = Path(filename).read_bytes()
                     with open(filename, "wb") as f:
-                        f.write(data[: len(data) // 2])
-                        f.flush()
-                        os.fsync(f.fileno())
-                    _die()
+                        _write_half_and_die(f, data)
                 return _original(self, filename, *args, **kwargs)
 
             writer.write = _write
