@@ -26,6 +26,7 @@ from ..data.writers import atomic_path, remove_partial_outputs
 __all__ = [
     "REPO_BUNDLES",
     "flag",
+    "foreground_select",
     "bundle_root",
     "load_datalist",
     "inference_datalist",
@@ -60,6 +61,37 @@ def flag(value: Any) -> bool:
     if isinstance(value, str):
         return str2bool(value.strip())
     return bool(value)
+
+
+def foreground_select(enabled: Any = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``select_fn`` of MONAI's ``CropForegroundd`` in the 3D inference configs: switch ``--crop_foreground``.
+
+    Enabled, the crop keeps the bounding box of the voxels above 0 in any channel -- nnU-Net's crop to the nonzero
+    region of skull-stripped BraTS volumes, which holds every brain voxel; the inference config's ``Invertd`` pads
+    the prediction back with background, so the written mask has the input's shape and affine. Disabled, every
+    voxel is selected and the crop keeps the whole image.
+
+    Args:
+        enabled: a config switch (``true``/``false``, also as a CLI string; see :func:`flag`). Defaults to True.
+
+    Returns:
+        a function of a ``(C, *spatial)`` tensor giving a boolean tensor of the same shape.
+
+    >>> select = foreground_select("false")
+    >>> bool(select(torch.zeros(1, 2, 2)).all())
+    True
+    """
+    if flag(enabled):
+        return _nonzero
+    return _everything
+
+
+def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    return x > 0
+
+
+def _everything(x: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(x, dtype=torch.bool)
 
 
 def bundle_root(name: str) -> str:

@@ -4,8 +4,9 @@
 
 For every case: all files exist and are readable (a truncated ``.nii.gz`` is caught by reading the whole
 array), images have the layout's dimensionality, modalities and label share shape, spacing and affine (within
-tolerances), no NaN or inf, and the label holds only the layout's label values. Every fault is reported as
-``<file>: <what is wrong>``; all cases are checked before anything is raised, so one run lists every bad case.
+tolerances), no NaN or inf, no blank (constant) image, and the label holds only the layout's label values.
+Every fault is reported as ``<file>: <what is wrong>``; all cases are checked before anything is raised, so one run
+lists every bad case.
 """
 
 from __future__ import annotations
@@ -127,6 +128,9 @@ def check_case(
         if np.issubdtype(vol.data.dtype, np.floating) and not np.isfinite(vol.data).all():
             n_bad = int((~np.isfinite(vol.data)).sum())
             problems.append(f"{path}: {n_bad} NaN/inf voxel(s)")
+        elif vol.data.size and vol.data.min() == vol.data.max():
+            problems.append(f"{path}: every voxel is {vol.data.flat[0]:g} (a blank image: failed export or "
+                            "conversion?)")
         vols.append((vol, shape))
     label = item.get("label")
     label_vol = None

@@ -103,3 +103,42 @@ def test_no_edge_ablation_switches(name, switch):
         head = [p for n, p in net.named_parameters() if n.startswith("shape_head")]
         assert head and all(p.grad is None or not p.grad.any() for p in head)
         assert any(p.grad is not None and p.grad.any() for n, p in net.named_parameters() if "shape_head" not in n)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_brats_inference_crops_to_the_brain_and_pads_back(brats_root, crop):
+    """BraTS inference crops to the nonzero box (nnU-Net's crop; less to compute and hold) padded to a multiple of
+    ``size_divisible``, and Invertd puts the prediction back on the input's grid with background outside."""
+    from monai.data import MetaTensor
+
+    from edge_networks.data import build_datalist
+
+    parser = small_parser("egcnn_brats", "inference.json", crop_foreground=str(crop).lower())
+    item = build_datalist("brats2021", brats_root)[0]
+    raw = np.stack([np.asarray(nib.load(p).dataobj) for p in item["image"]])
+    nonzero = raw.any(axis=0)
+    box = [np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != d))) for d in range(3)]
+    extent = [int(b[-1] - b[0] + 1) for b in box]
+    assert extent != list(raw.shape[1:])  # the phantom has background around the brain
+    data = parser.get_parsed_content("preprocessing")({"image": item["image"]})
+    k = parser["size_divisible"]
+    shape = list(data["image"].shape[1:])
+    wanted = [-(-(e if crop else s) // k) * k for e, s in zip(extent, raw.shape[1:])]
+    assert shape == wanted and all(s % k == 0 for s in shape)
+    # every brain voxel is kept (normalisation keeps the zeros at zero)
+    assert int((data["image"] != 0).any(dim=0).sum()) == int(nonzero.sum())
+    # an all-foreground prediction comes back on the input grid: label 4 on the network's box, 0 outside
+    data["pred"] = MetaTensor(torch.full((3, *shape), 10.0), meta=data["image"].meta)
+    out = data
+    for t in parser.get_parsed_content("segmentation_postprocessing"):
+        out = t(out)
+    pred = out["pred"].numpy()[0]
+    assert pred.shape == raw.shape[1:]
+    np.testing.assert_allclose(out["pred"].affine.numpy(), nib.load(item["image"][0]).affine, atol=1e-5)
+    if crop:
+        assert (pred[nonzero] == 4).all() and (pred > 0).sum() < pred.size
+        inside = np.zeros_like(nonzero)
+        inside[tuple(slice(b[0], b[-1] + 1) for b in box)] = True
+        assert (pred[~inside] == 0).all()
+    else:
+        assert (pred == 4).all()

@@ -92,8 +92,13 @@ def _not_nifti(case: Path, cid: str) -> str:
     return f"{cid}_t1.nii.gz: unreadable"
 
 
-FAULTS = [_missing_modality, _shape_mismatch, _affine_mismatch, _spacing_mismatch, _label_3_in_brats2019,
-          _nan_voxel, _truncated_gzip, _four_d, _not_nifti]
+def _blank_modality(case: Path, cid: str) -> str:
+    _rewrite(case / f"{cid}_t1ce.nii.gz", lambda d, a: (np.zeros_like(d), a))
+    return f"{cid}_t1ce.nii.gz: every voxel is 0 (a blank image"
+
+
+FAULTS = [_blank_modality, _missing_modality, _shape_mismatch, _affine_mismatch, _spacing_mismatch,
+          _label_3_in_brats2019, _nan_voxel, _truncated_gzip, _four_d, _not_nifti]
 
 
 @pytest.fixture
