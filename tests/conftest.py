@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from edge_networks.data.synthetic import write_brats_dataset, write_kits_dataset
 from edge_networks.data.synthetic.layouts2d import write_2d_dataset
 from tests.helpers import TINY_2D, TINY_BRATS, TINY_KITS
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one thread each (and in the bundle processes they start),
+    # so the workers do not fight over the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
