@@ -37,9 +37,10 @@ from tests.helpers import (
 )
 
 # CI serves the representative 3D and 2D bundles, egcnn_kits (the one with Spacingd, which MONAI Label's
-# "image_path" entry broke; EdgeBundleInferTask works around it) and etnet_refuge (a 2D bundle of softmax classes:
-# one label image of values 0/1/2); make test-all serves every bundle.
-SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits", "etnet_refuge")))
+# "image_path" entry broke; EdgeBundleInferTask works around it), etnet_refuge (a 2D bundle of softmax classes:
+# one label image of values 0/1/2) and banet_rim_one (BA-Net, whose network returns deep-supervision outputs in
+# training); make test-all serves every bundle.
+SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits", "etnet_refuge", "banet_rim_one")))
 EXTRA = {"num_workers": 0, "sw_overlap": 0.25}
 BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
 
@@ -169,8 +170,9 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
     # a 2D bundle on PNG and JPEG studies: a label image of the study's size, the values /info names, and exactly
     # what the bundle's own inference writes for the same file
     assert models["etnet_refuge"]["labels"] == {"optic disc rim (disc outside the cup)": 1, "optic cup": 2}
+    assert models["banet_rim_one"]["labels"] == {"optic disc": 255}
     for name, image, allowed in (("cenet_drive", "FUNDUS_PNG", {0, 255}), ("cenet_drive", "FUNDUS_JPG", {0, 255}),
-                                 ("etnet_refuge", "FUNDUS_PNG", {0, 1, 2})):
+                                 ("etnet_refuge", "FUNDUS_PNG", {0, 1, 2}), ("banet_rim_one", "FUNDUS_JPG", {0, 255})):
         bundle = server["bundles"] / name
         served2d = _infer_2d(server, name, image, tmp_path)
         src = read_image_2d(server["images"][image]).array
