@@ -35,16 +35,18 @@ from edge_networks.bundle import cpu_supports_bf16
 
 HERE = Path(__file__).resolve().parent
 CATEGORIES = ("convolution", "normalisation", "upsampling", "elementwise", "optimiser", "other")
-_RULES = (  # first match wins; matched against the ATen operator name in lower case
+_RULES = (  # first match wins: a substring of the ATen operator name in lower case
     ("optimiser", ("_foreach", "adam", "lerp", "addcdiv", "addcmul")),
     ("upsampling", ("upsample", "interpolate", "grid_sampler")),
     ("convolution", ("conv", "mkldnn_convolution")),
     ("normalisation", ("group_norm", "batch_norm", "instance_norm", "layer_norm")),
-    ("elementwise", ("add", "mul", "sub", "div", "sigmoid", "relu", "threshold", "cat", "copy", "clone", "contiguous",
-                     "fill", "zero", "where", "clamp", "neg", "exp", "log", "sum", "mean", "to", "empty", "as_strided",
-                     "view", "reshape", "permute", "slice", "select", "narrow", "stack", "max", "min", "abs", "pow",
-                     "sqrt", "rsub", "expand", "ones", "zeros")),
 )
+# elementwise and data-movement operators: a whole ``_``-separated word of the name (``sigmoid_backward``, ``_to_copy``)
+_ELEMENTWISE = frozenset((
+    "add", "mul", "sub", "div", "sigmoid", "relu", "threshold", "cat", "copy", "clone", "contiguous", "fill", "zero",
+    "where", "clamp", "neg", "exp", "log", "sum", "mean", "to", "empty", "strided", "view", "reshape", "permute",
+    "slice", "select", "narrow", "stack", "max", "min", "abs", "pow", "sqrt", "rsub", "expand", "ones", "zeros",
+    "fill_", "resize"))
 
 
 def category(op: str) -> str:
@@ -53,6 +55,8 @@ def category(op: str) -> str:
     for cat, keys in _RULES:
         if any(k in name for k in keys):
             return cat
+    if _ELEMENTWISE.intersection(name.split("_")):
+        return "elementwise"
     return "other"
 
 
