@@ -1,12 +1,13 @@
 """Where EG-CNN's edge stream spends its time: an operator profile of SegResNet alone and of EG-CNN + SegResNet.
 
-    python benchmarks/egcnn_profile.py [--bf16] [--size 96] [--repeats 3] [--out benchmarks/results/egcnn_profile.json]
+    python benchmarks/egcnn_profile.py [--bf16] [--size 96] [--repeats 5] [--out benchmarks/results/egcnn_profile.json]
 
 Same input as ``benchmarks/egcnn_overhead.py`` (1x4xS^3, ``egcnn_brats`` defaults: init_filters 16, edge_channels 16):
 the inference forward pass and the training step (forward, loss, backward, Adam step), profiled with
-``torch.profiler`` after a warm-up. Each ATen operator's *self* CPU time goes into one category -- convolution,
-normalisation, upsampling, elementwise (activations, sums, products, copies and layout changes), optimiser, other --
-so the categories add up to the step. The edge stream's cost is EG-CNN minus SegResNet, per category.
+``torch.profiler`` after a warm-up, the two networks alternately for ``--repeats`` rounds (medians over rounds, so
+that drift of the machine's speed hits both). Each ATen operator's *self* CPU time goes into one category --
+convolution, normalisation, upsampling, elementwise (activations, sums, products, copies and layout changes),
+optimiser, other -- so the categories add up to the step. The edge stream's cost is EG-CNN minus SegResNet.
 
 From those numbers the script also models the step on a CPU with native bfloat16, calibrated by what
 ``benchmarks/results/egcnn_overhead.json`` measured there on 2026-11-27 (SegResNet's step 2.6x faster under bf16
@@ -23,7 +24,9 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -60,14 +63,15 @@ def category(op: str) -> str:
     return "other"
 
 
-def profile_step(edge_stream: bool, mode: str, size: int, repeats: int, bf16: bool) -> dict:
-    """Mean milliseconds per step by category (and the total, and the wall time) for one network and mode."""
+def _stepper(edge_stream: bool, mode: str, size: int, bf16: bool) -> Callable[[], None]:
+    """One training step or inference pass of SegResNet (``edge_stream=False``) or EG-CNN, warmed up."""
     torch.manual_seed(0)
     net = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 16}, edge_channels=16, edge_stream=edge_stream)
     x = torch.randn(1, 4, size, size, size)
     y = (torch.rand(1, 3, size, size, size) > 0.7).float()
     loss_fn = EGCNNLoss(3, sigmoid=True) if edge_stream else DiceLoss(sigmoid=True)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
+    net.train(mode == "train")
 
     def step() -> None:
         if mode == "infer":
@@ -80,22 +84,52 @@ def profile_step(edge_stream: bool, mode: str, size: int, repeats: int, bf16: bo
         loss_fn(out.float(), y).backward()
         opt.step()
 
-    net.train(mode == "train")
     step()  # warm-up (oneDNN primitive creation, allocator)
+    return step
+
+
+def _profiled(step: Callable[[], None]) -> tuple[dict[str, float], float]:
+    """Self milliseconds per operator and the wall milliseconds of one profiled step."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        wall = (time.perf_counter() - t0) / repeats
-    ms = dict.fromkeys(CATEGORIES, 0.0)
+        step()
+        wall = time.perf_counter() - t0
     ops: dict[str, float] = {}
     for ev in prof.key_averages():
-        t = ev.self_cpu_time_total / 1000.0 / repeats
-        ms[category(ev.key)] += t
-        ops[ev.key] = ops.get(ev.key, 0.0) + t
-    top = sorted(ops.items(), key=lambda kv: -kv[1])[:12]
-    return {"ms": {k: round(v, 1) for k, v in ms.items()}, "total_ms": round(sum(ms.values()), 1),
-            "wall_ms": round(wall * 1000, 1), "top_ops_ms": {k: round(v, 1) for k, v in top}}
+        ops[ev.key] = ops.get(ev.key, 0.0) + ev.self_cpu_time_total / 1000.0
+    return ops, wall * 1000.0
+
+
+def _summary(rounds: list[tuple[dict[str, float], float]]) -> dict:
+    """Per category, the median over rounds; ``total_ms`` is the median of the rounds' totals."""
+    per_round = []
+    for ops, wall in rounds:
+        ms = dict.fromkeys(CATEGORIES, 0.0)
+        for k, v in ops.items():
+            ms[category(k)] += v
+        per_round.append((ms, wall))
+    ops_all: dict[str, list[float]] = {}
+    for ops, _ in rounds:
+        for k, v in ops.items():
+            ops_all.setdefault(k, []).append(v)
+    top = sorted(((k, statistics.median(v)) for k, v in ops_all.items()), key=lambda kv: -kv[1])[:12]
+    return {"ms": {c: round(statistics.median(r[0][c] for r in per_round), 1) for c in CATEGORIES},
+            "total_ms": round(statistics.median(sum(r[0].values()) for r in per_round), 1),
+            "wall_ms": round(statistics.median(r[1] for r in per_round), 1),
+            "total_ms_rounds": [round(sum(r[0].values()), 1) for r in per_round],
+            "top_ops_ms": {k: round(v, 1) for k, v in top}}
+
+
+def profile_pair(mode: str, size: int, repeats: int, bf16: bool) -> tuple[dict, dict, float]:
+    """SegResNet and EG-CNN profiled alternately, ``repeats`` rounds (so drift of the machine's speed hits both):
+    their summaries and the median over rounds of the per-round ratio."""
+    base_step, eg_step = _stepper(False, mode, size, bf16), _stepper(True, mode, size, bf16)
+    base_rounds, eg_rounds = [], []
+    for _ in range(repeats):
+        base_rounds.append(_profiled(base_step))
+        eg_rounds.append(_profiled(eg_step))
+    ratios = [sum(e[0].values()) / sum(b[0].values()) for b, e in zip(base_rounds, eg_rounds)]
+    return _summary(base_rounds), _summary(eg_rounds), statistics.median(ratios)
 
 
 def model_ratio(base: dict, egcnn: dict, backbone_speedup: float, target: float) -> dict:
@@ -127,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(HERE / "results" / "egcnn_profile.json"))
     parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bf16", action="store_true", help="profile under CPU bf16 autocast (needs native bf16)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
@@ -140,9 +174,8 @@ def main() -> None:
                     "cpu_supports_bf16": cpu_supports_bf16(), "torch": torch.__version__}
     previous = json.loads((HERE / "results" / "egcnn_overhead.json").read_text()).get("per_step_96cubed", {})
     for mode, target in (("train", 1.40), ("infer", 1.25)):
-        base = profile_step(False, mode, args.size, args.repeats, args.bf16)
-        eg = profile_step(True, mode, args.size, args.repeats, args.bf16)
-        entry = {"segresnet": base, "egcnn": eg, "ratio_profiled": round(eg["total_ms"] / base["total_ms"], 3),
+        base, eg, ratio = profile_pair(mode, args.size, args.repeats, args.bf16)
+        entry = {"segresnet": base, "egcnn": eg, "ratio_profiled": round(ratio, 3),
                  "ratio_wall": round(eg["wall_ms"] / base["wall_ms"], 3)}
         old = previous.get("bf16", {}).get(mode)
         old32 = previous.get("float32", {}).get(mode)
