@@ -31,10 +31,10 @@ lint: env
 # pytest-xdist: one worker per core of a CI machine (2); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q -m "not slow" --durations=25 -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -m "not slow" --durations=25 -n $(TEST_WORKERS) --dist loadgroup
 
 test-all: lint
-	$(BIN)/python -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadgroup
 
 bundles: env
 	$(BIN)/python -m edge_networks.bundle.generate

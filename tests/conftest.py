@@ -60,6 +60,14 @@ def pytest_collection_modifyitems(session, config, items):
     """Run the command-line chain tests of ``tests/bundles/test_bundles.py`` grouped by bundle (all four checks of
     one bundle's chain, then the next bundle's), where they sat, so that the chain fixture can delete a finished
     bundle's checkpoints: twenty bundles' chains at once would need about 25 GB of temporary disk."""
+    # pytest-xdist (`make test`, --dist loadgroup): one bundle's chain tests, and one bundle's sharing tests, go to one
+    # worker together, so that their module fixture (the chain, the export) is made once, not once per worker
+    for it in items:
+        name = getattr(it, "callspec", None) and it.callspec.params.get("name")
+        if name and it.originalname in CHAIN_TESTS:
+            it.add_marker(pytest.mark.xdist_group(f"chain-{name}"))
+        elif name and it.module.__name__.endswith("test_sharing"):
+            it.add_marker(pytest.mark.xdist_group(f"sharing-{name}"))
     positions = [i for i, it in enumerate(items) if it.originalname in CHAIN_TESTS]
     if not positions:
         return
