@@ -56,6 +56,7 @@ CHAIN_TESTS = ("test_cli_training_writes_checkpoints_that_load_on_cpu", "test_cl
                "test_cli_inference_keeps_geometry_and_writes_label_values", "test_cli_ckpt_export_equals_eager")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(session, config, items):
     """Run the command-line chain tests of ``tests/bundles/test_bundles.py`` grouped by bundle (all four checks of
     one bundle's chain, then the next bundle's), where they sat, so that the chain fixture can delete a finished
