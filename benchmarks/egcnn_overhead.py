@@ -187,12 +187,9 @@ def main() -> None:
         report["whole_volume_240x240x155"] = part2({"num_workers": "0"})  # the inference config's defaults
     elif "whole_volume_240x240x155" in previous:
         report["whole_volume_240x240x155"] = previous["whole_volume_240x240x155"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from edge_networks.data.writers import atomic_path
+    from edge_networks.data.writers import write_json_atomic
 
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2))
-    print(f"written {args.out}")
+    print(f"written {write_json_atomic(args.out, report)}")
 
 
 if __name__ == "__main__":

@@ -184,12 +184,9 @@ def main() -> None:
             entry["bf16_model"] = model_ratio(base, eg, old32["segresnet_s"] / old["segresnet_s"], target)
         report[mode] = entry
         print(mode, json.dumps({k: v for k, v in entry.items() if k not in ("segresnet", "egcnn")}), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from edge_networks.data.writers import atomic_path
+    from edge_networks.data.writers import write_json_atomic
 
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2))
-    print(f"written {args.out}")
+    print(f"written {write_json_atomic(args.out, report)}")
 
 
 if __name__ == "__main__":

@@ -9,15 +9,17 @@ target with ``os.replace``, which is atomic on POSIX file systems.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from monai.data import NibabelWriter, PILWriter
 
 __all__ = ["AtomicNibabelWriter", "AtomicPILWriter", "AtomicWriterMixin", "atomic_path", "is_partial_output",
-           "remove_partial_outputs"]
+           "remove_partial_outputs", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """Writes ``obj`` as JSON to ``path`` (parent folders made) through :func:`atomic_path`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent))
+    return path
 
 
 def is_partial_output(path: str | os.PathLike) -> bool:

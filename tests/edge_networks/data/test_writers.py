@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, SaveImage
 
-from edge_networks.data.writers import atomic_path, is_partial_output, remove_partial_outputs
+from edge_networks.data.writers import atomic_path, is_partial_output, remove_partial_outputs, write_json_atomic
 
 
 def test_atomic_path_renames_on_success_and_removes_on_error(tmp_path):
@@ -21,6 +23,15 @@ def test_atomic_path_renames_on_success_and_removes_on_error(tmp_path):
         tmp.write_bytes(b"half")
         raise KeyboardInterrupt
     assert target.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == ["case_seg.nii.gz"]
+
+
+def test_write_json_atomic_makes_the_folder_and_leaves_the_old_file_on_error(tmp_path):
+    target = write_json_atomic(tmp_path / "results" / "bench.json", {"ratio": 1.2})
+    assert json.loads(target.read_text()) == {"ratio": 1.2}
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"not json": object()})
+    assert json.loads(target.read_text()) == {"ratio": 1.2} and [p.name for p in target.parent.iterdir()] == [
+        "bench.json"]
 
 
 def test_partial_outputs_are_removed_and_nothing_else(tmp_path):
