@@ -56,8 +56,8 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int = 2) -> Pat
     """Writes ``obj`` as JSON to ``path`` (parent folders made) through :func:`atomic_path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=indent))
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)  # streamed: a failure half-way leaves only the temporary file
     return path
 
 

@@ -29,7 +29,7 @@ def test_write_json_atomic_makes_the_folder_and_leaves_the_old_file_on_error(tmp
     target = write_json_atomic(tmp_path / "results" / "bench.json", {"ratio": 1.2})
     assert json.loads(target.read_text()) == {"ratio": 1.2}
     with pytest.raises(TypeError):
-        write_json_atomic(target, {"not json": object()})
+        write_json_atomic(target, {"first": list(range(1000)), "not json": object()})  # fails half-written
     assert json.loads(target.read_text()) == {"ratio": 1.2} and [p.name for p in target.parent.iterdir()] == [
         "bench.json"]
 
