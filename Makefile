@@ -12,15 +12,29 @@ RESULTS ?= results/demo
 
 .PHONY: env run test test-all lint bundles bench clean
 
+# pip writes the interpreter it runs under into each console script's #! line (torchrun, edge-seg-*). Run it
+# through the environment's resolved path: .venv may be a link to a cached environment (.ci/run) that outlives
+# the clone it was linked from, and a #! naming that clone's .venv would then point nowhere.
+REAL_BIN = $(shell readlink -f $(VENV))/bin
+
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[label,dev]"
+	$(REAL_BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[label,dev]"
 	@rm -f $(VENV)/.deps-* && touch $(STAMP)
 
-# (re)point the editable install at this checkout: a cached environment may come from another clone
+# (re)point the editable install at this checkout: a cached environment may come from another clone (-I: the
+# check must not find ./edge_networks through the current directory). A console
+# script whose #! interpreter no longer exists (installed from a clone since deleted) is pointed at this one.
 env: $(STAMP)
-	@$(BIN)/python -c "import edge_networks, pathlib, sys; sys.exit(pathlib.Path(edge_networks.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" 2>/dev/null \
-		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(BIN)/python -I -c "import edge_networks, pathlib, sys; sys.exit(pathlib.Path(edge_networks.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" 2>/dev/null \
+		|| $(REAL_BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@for f in $(REAL_BIN)/*; do \
+		[ -f "$$f" ] && [ ! -L "$$f" ] || continue; \
+		line=$$(head -c 256 "$$f" | head -n 1 | tr -d '\000'); \
+		case "$$line" in "#!/"*python*) ;; *) continue ;; esac; \
+		interp=$${line#\#!}; interp=$${interp%% *}; \
+		[ -x "$$interp" ] || { sed -i "1s|^#!.*python[0-9.]*|#!$(REAL_BIN)/python|" "$$f" && echo "repaired #! of $$f"; }; \
+	done
 
 run: env
 	$(BIN)/python -m edge_networks.demo --out $(RESULTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -52,23 +53,53 @@ def dataset_roots(brats_root, kits_root, image2d_roots) -> dict[str, Path]:
     return {"brats2021": brats_root, "kits19": kits_root, **image2d_roots}
 
 
+_PARAMETRIZED = re.compile(r"::(?P<test>[A-Za-z_0-9]+)\[(?P<params>[^\]]*)\]$")
 CHAIN_TESTS = ("test_cli_training_writes_checkpoints_that_load_on_cpu", "test_cli_evaluate_writes_per_case_metrics",
                "test_cli_inference_keeps_geometry_and_writes_label_values", "test_cli_ckpt_export_equals_eager")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work that ``make test``'s pytest-xdist scheduler (``--dist loadgroup``) sends to one worker:
+    one bundle's four chain tests (``chain-<bundle>``) or its sharing tests (``sharing-<bundle>``) go together, so
+    that their module fixture (the CLI chain, the export) is made once, not once on each worker; any other test is
+    its own unit.
+
+    Read from the node id alone, because the scheduler sees nothing else: pytest-xdist 3.8's own
+    ``xdist_group`` marks do not work with pytest 9.2, where the ``@group`` suffix it writes to ``item._nodeid`` is
+    no longer part of the node id (the groups were silently ignored).
+
+    >>> xdist_scope("tests/bundles/test_bundles.py::test_cli_evaluate_writes_per_case_metrics[cenet_drive]")
+    'chain-cenet_drive'
+    """
+    match = _PARAMETRIZED.search(nodeid)
+    if match:
+        name = match["params"].split("-")[0]
+        if match["test"] in CHAIN_TESTS:
+            return f"chain-{name}"
+        if "/test_sharing.py::" in nodeid:
+            return f"sharing-{name}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` groups by :func:`xdist_scope` (units with more tests are sent first, pytest-xdist's
+    default reordering); other ``--dist`` modes are left to pytest-xdist."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BundleScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return BundleScopeScheduling(config, log)
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Run the command-line chain tests of ``tests/bundles/test_bundles.py`` grouped by bundle (all four checks of
     one bundle's chain, then the next bundle's), where they sat, so that the chain fixture can delete a finished
     bundle's checkpoints: twenty bundles' chains at once would need about 25 GB of temporary disk."""
-    # pytest-xdist (`make test`, --dist loadgroup): one bundle's chain tests, and one bundle's sharing tests, go to one
-    # worker together, so that their module fixture (the chain, the export) is made once, not once per worker
-    for it in items:
-        name = getattr(it, "callspec", None) and it.callspec.params.get("name")
-        if name and it.originalname in CHAIN_TESTS:
-            it.add_marker(pytest.mark.xdist_group(f"chain-{name}"))
-        elif name and it.module.__name__.endswith("test_sharing"):
-            it.add_marker(pytest.mark.xdist_group(f"sharing-{name}"))
     positions = [i for i, it in enumerate(items) if it.originalname in CHAIN_TESTS]
     if not positions:
         return
