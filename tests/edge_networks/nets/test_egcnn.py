@@ -120,3 +120,45 @@ def test_vnet_uses_groupnorm():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone"):
         EGCNN(backbone="resnet")
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_refine_edges_gives_the_edge_head_an_input_size_neighbourhood(refine):
+    """After the last gate the paper's stream has only 1x1 convolutions (a change of the gated features at one voxel
+    changes the edge logits at that voxel only); ``refine_edges`` adds a residual block at input size (two 3x3x3
+    convolutions), so the voxels up to 2 away see it too."""
+    torch.manual_seed(0)
+    net = EGCNN(3, 1, 3, backbone_kwargs={"init_filters": 8}, edge_channels=8, refine_edges=refine).eval()
+    assert any(k.startswith("edge_refine.") for k in net.state_dict()) == refine
+    x = torch.randn(1, 1, 16, 16, 16)
+    bump = {}
+
+    def perturb(module, inputs, output):
+        if bump:
+            output = output.clone()
+            output[..., 8, 8, 8] += 0.01  # small: the block's GroupNorm statistics hardly move
+        return output
+
+    net.gates[-1].register_forward_hook(perturb)
+    with torch.no_grad():
+        _, before = net.forward_streams(x)
+        bump[0] = True
+        _, after = net.forward_streams(x)
+    diff = (after - before).abs().amax(dim=(0, 1))
+    near = torch.zeros_like(diff, dtype=torch.bool)
+    near[6:11, 6:11, 6:11] = True
+    assert diff[8, 8, 8] > 1e-3
+    assert diff[~near].max() < 1e-2 * diff[8, 8, 8]  # nothing beyond the block's reach (GroupNorm aside)
+    neighbours = torch.stack([diff[7, 8, 8], diff[9, 8, 8], diff[8, 7, 8], diff[8, 9, 8], diff[8, 8, 7], diff[8, 8, 9]])
+    if refine:
+        assert (neighbours > 1e-2 * diff[8, 8, 8]).all()
+    else:
+        assert (neighbours == 0).all() and (diff[near].count_nonzero() == 1)
+
+
+def test_refine_edges_off_keeps_the_papers_parameters():
+    kw = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8}
+    plain, refined = EGCNN(3, 4, 3, **kw), EGCNN(3, 4, 3, refine_edges=True, **kw)
+    extra = set(refined.state_dict()) - set(plain.state_dict())
+    assert extra and all(k.startswith("edge_refine.") for k in extra)
+    assert set(plain.state_dict()) <= set(refined.state_dict())
