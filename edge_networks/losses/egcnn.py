@@ -28,6 +28,8 @@ class EGCNNLoss(_Loss):
             with a label-map target ``(B, 1, *S)``.
         edge_weight, consistency_weight: weights of the edge and consistency terms.
         edge_dice_weight, edge_bce_weight: the two terms of the edge loss.
+        edge_bce_balanced: the paper's class-balanced BCE; ``False``: plain BCE (see
+            :class:`~edge_networks.losses.edge.EdgeLoss`). Defaults to ``True``.
         tau: Gumbel-softmax temperature.
         edge_mode, edge_thickness: edge ground truth definition (see :mod:`transforms.edges`); ``"both"`` is the
             support of the Sobel magnitude, as in the paper.
@@ -44,6 +46,7 @@ class EGCNNLoss(_Loss):
         tau: float = 0.5,
         edge_mode: str = "both",
         edge_thickness: int = 1,
+        edge_bce_balanced: bool = True,
     ) -> None:
         super().__init__()
         self.out_channels = out_channels
@@ -56,7 +59,7 @@ class EGCNNLoss(_Loss):
             self.dice = DiceLoss(sigmoid=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)
         else:
             self.dice = DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=0.0, smooth_dr=1e-5, squared_pred=True)
-        self.edge = EdgeLoss(edge_dice_weight, edge_bce_weight)
+        self.edge = EdgeLoss(edge_dice_weight, edge_bce_weight, balanced=edge_bce_balanced)
         self.consistency = DualTaskConsistencyLoss(tau=tau, sigmoid=sigmoid)
         self.last: dict[str, float] = {}
 
