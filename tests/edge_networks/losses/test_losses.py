@@ -156,3 +156,35 @@ def test_consistency_mask_is_the_predicted_boundary_with_or_without_grad():
     assert (m == 0).all()
     m.sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("balanced, expected", [(True, 0.5), (False, 0.02)])
+def test_edge_bce_balanced_or_plain_where_features_cannot_tell(balanced, expected):
+    """Where every voxel looks the same and 2 % of them are edges, the best constant probability is the edge rate
+    under the plain BCE and 0.5 under the class-balanced one: the balanced loss calls a voxel an edge once its chance
+    passes about the edge rate, which is what fills a region the head cannot yet resolve."""
+    target = torch.zeros(1, 1, 50, 50)
+    target[0, 0, :, 0] = 1.0  # 50 of 2500 voxels: 2 %
+    logit = torch.zeros(1, requires_grad=True)
+    loss_fn = EdgeLoss(dice_weight=0.0, bce_weight=1.0, balanced=balanced)
+    opt = torch.optim.SGD([logit], lr=20.0 if balanced else 5.0)
+    for _ in range(300):
+        opt.zero_grad()
+        loss_fn(logit.expand_as(target), target).backward()
+        opt.step()
+    assert float(torch.sigmoid(logit)) == pytest.approx(expected, abs=0.01)
+
+
+def test_egcnn_loss_passes_edge_bce_balanced():
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 6, 16, 16, 16), (torch.rand(2, 3, 16, 16, 16) > 0.7).float()
+    plain, balanced = EGCNNLoss(3, edge_bce_balanced=False), EGCNNLoss(3)
+    plain(pred, target), balanced(pred, target)
+    assert plain.last["dice"] == balanced.last["dice"] and plain.last["edge"] != balanced.last["edge"]
+    edge_logits = pred[:, 3:]
+    from transforms import label_to_edge
+
+    edge_gt = label_to_edge(target, 3, mode="both").float()
+    expected = DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0)(edge_logits, edge_gt) + \
+        torch.nn.functional.binary_cross_entropy_with_logits(edge_logits, edge_gt)
+    assert plain.last["edge"] == pytest.approx(float(expected), rel=1e-5)
