@@ -11,15 +11,16 @@ each method and seed the method's bundle configs with overrides (``train.json`` 
 training loop. The held-out cases are the release's labelled test images where the layout has them (ORIGA's
 Set B), else the validation split. The written label maps are scored per held-out case and region by
 :mod:`edge_networks.metrics`: Dice, HD95 in mm (the image's spacing; pixels for 2D images), boundary F-score at 1
-and 2 voxels, and for 3D methods with an edge head its own F-score at 2 voxels (its saved map, the maximum over its
-edge channels, at 0.5 against the union of the regions' Sobel-support edges; the same value on each region's row).
+and 2 voxels, and for methods with an edge head its own F-score at 2 voxels (its saved map, the maximum over its
+edge channels, at 0.5 against the union of the regions' Sobel-support edges; the same value on each region's row;
+2D images: the map written as an 8-bit PNG, see :func:`edge_split`).
 Per method: parameters, seconds per training iteration (wall time over iterations, the final validation included),
 seconds per whole-volume inference (edge maps written too where there is an edge head), and peak memory of training
 and of inference (:class:`PeakMemory`). For every edge method, the paired difference to its own baseline over
 (case, seed) pairs with a bootstrap 95 % interval. Writes ``leaderboard.csv`` (one row per method and region),
 ``paired.csv``, ``leaderboard.md``, ``leaderboard.json``, ``per_case.csv``, ``leaderboard.png``
 (:func:`plot_leaderboard`) and ``montage.png`` (one held-out case segmented by every method, with the 3D edge heads'
-maps).
+and 2D edge heads' maps).
 
 Registered methods (``METHODS``, tasks in ``TASKS``):
 
@@ -31,7 +32,7 @@ Registered methods (``METHODS``, tasks in ``TASKS``):
 - ``fundus_od`` (optic disc, synthetic ORIGA photographs): through the ``cenet_fundus_od`` bundle's pipeline (disc
   window, resize, 8-fold flip TTA, PNG masks at the photograph's size; ``--small``: its ``cpu_small`` profile),
   the plain 2D U-Net and CE-Net, EG-CNN on each, and the 2D boundary-aware network against its ablation
-  (:func:`_image2d`). Its edge heads are not scored (the 2D bundles write no edge map).
+  (:func:`_image2d`), ET-Net and BA-Net against their ablations; every edge head's map is written and scored.
 
 Later methods add rows here.
 """
@@ -76,13 +77,48 @@ class Method:
     writes: str = "brats"  # "brats" (labels 1/2/4), "tc" (1 = tumour core), "kits" (1 kidney, 2 tumour), "disc"
     edges: bool | None = None  # trained with edge supervision; None: unless the overrides turn the edge stream or
     # the edge loss off (``edge_stream``, ``edge_loss_weight``)
-    edge_map: bool = True  # its bundle writes its edge head's map (``save_edges``); False: the head is not scored
 
     @property
     def has_edges(self) -> bool:
         if self.edges is not None:
             return self.edges
         return bool(self.overrides.get("edge_stream", True) and self.overrides.get("edge_loss_weight", 1.0))
+
+
+def edge_split(activation: str = "sigmoid", png: bool = False) -> list[dict]:
+    """An inference ``split_edges`` chain for a network given whole in a method's overrides (its own bundle's
+    chain may expect other channels): the network's ``edges_in_eval`` output ``cat([seg, edge], 0)`` is split
+    into the segmentation (the first ``@out_channels`` channels) and one edge probability map -- ``"sigmoid"``:
+    the maximum over the edge channels' sigmoids (EG-CNN, the boundary-aware network, BA-Net); ``"softmax"``: the
+    edge class of a two-class edge head (ET-Net) -- inverted to the image's grid and written as
+    ``<case>_edge``: a float32 NIfTI for volumes, an 8-bit PNG (probability x 255) for 2D images.
+
+    >>> [t["_target_"] for t in edge_split()]
+    ['CopyItemsd', 'Lambdad', 'Lambdad', 'Invertd', 'SaveImaged']
+    """
+    if activation not in ("sigmoid", "softmax"):
+        raise ValueError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
+    prob = ("$lambda x: torch.sigmoid(x[@out_channels:].float()).amax(dim=0, keepdim=True)" if activation == "sigmoid"
+            else "$lambda x: torch.softmax(x[@out_channels:].float(), 0)[1:2]")
+    writer = ({"writer": "edge_networks.data.writers.AtomicPILWriter", "output_ext": ".png",
+               "output_dtype": "$numpy.uint8", "scale": 255} if png else
+              {"writer": "edge_networks.data.readers.NibabelWriterKeepGeometry", "output_dtype": "$numpy.float32"})
+    return [{"_target_": "CopyItemsd", "keys": "pred", "names": "edge"},
+            {"_target_": "Lambdad", "keys": "pred", "func": "$lambda x: x[:@out_channels]"},
+            {"_target_": "Lambdad", "keys": "edge", "func": prob},
+            {"_target_": "Invertd", "keys": "edge", "transform": "@preprocessing", "orig_keys": "image",
+             "nearest_interp": False, "to_tensor": True},
+            {"_target_": "SaveImaged", "keys": "edge", "output_dir": "@output_dir", "output_postfix": "edge",
+             "separate_folder": False, "resample": False, "print_log": False,
+             "output_name_formatter": "$edge_networks.bundle.case_name_formatter(@layout)", **writer}]
+
+
+def _with_edge_map(overrides: dict, activation: str = "sigmoid", png: bool = False) -> dict:
+    """``overrides`` (with a ``network_def`` given whole) made to write the edge head's map at inference: the
+    network returns its edge logits in evaluation when ``save_edges`` is set (the leaderboard sets it for
+    inference; ``train.json`` has no ``save_edges``, so it defaults to false here), and :func:`edge_split`."""
+    net = {**overrides["network_def"], "edges_in_eval": "$edge_networks.bundle.flag(@save_edges)"}
+    return {**overrides, "network_def": net, "save_edges": False, "split_edges": edge_split(activation, png)}
 
 
 # CE-Net's widths are the paper's (ResNet-34) in every profile; GroupNorm for 3D batches of one or two crops
@@ -104,29 +140,32 @@ _EGCNN_CENET_2D = {"network_def": {"_target_": "edge_networks.EGCNN", "spatial_d
 
 
 def _etnet(bundle: str, writes: str, spatial_dims: int, in_channels, out_channels, suffix: str = "",
-           norm="batch") -> dict[str, Method]:
+           norm="batch", png: bool = False) -> dict[str, Method]:
     """ET-Net and the paper's ablation without its EGM (Table 4), through ``bundle``'s pipeline, both with ET-Net's
     loss (0.3 Lovász seg + 0.7 Lovász-Softmax edge; the segmentation term alone without the EGM). Its 2-class edge
-    head is not written by the bundles, so not scored."""
+    head's edge class is written (:func:`edge_split`, ``png`` for 2D images) and scored."""
     def method(edge: bool, baseline):
         net = {"_target_": "edge_networks.ETNet", "spatial_dims": spatial_dims, "in_channels": in_channels,
                "out_channels": out_channels, "norm": norm, "edge_module": edge}
         loss = {"_target_": "edge_networks.ETNetLoss", "out_channels": out_channels, "sigmoid": True}
-        return Method(bundle, {"network_def": net, "loss": loss}, baseline, writes, edges=edge, edge_map=False)
+        over = {"network_def": net, "loss": loss}
+        return Method(bundle, _with_edge_map(over, "softmax", png) if edge else over, baseline, writes, edges=edge)
 
     return {f"etnet{suffix}_no_edge": method(False, None), f"etnet{suffix}": method(True, f"etnet{suffix}_no_edge")}
 
 
 def _banet(bundle: str, writes: str, spatial_dims: int, in_channels, out_channels, suffix: str = "",
-           norm="batch", sigmoid=True) -> dict[str, Method]:
+           norm="batch", sigmoid=True, png: bool = False) -> dict[str, Method]:
     """BA-Net and the paper's "baseline" (Table IV: the encoder, ASPP and decoder without PEE, mini-MTL and CFF),
     through ``bundle``'s pipeline, both with BA-Net's loss (the decoder's BCE alone for the baseline, which has no
-    stage outputs). Its edge head is not written by the bundles, so not scored."""
+    stage outputs). Its finest stage's edge map is written (:func:`edge_split`, ``png`` for 2D images) and
+    scored."""
     def method(edge: bool, baseline):
         net = {"_target_": "edge_networks.BANet", "spatial_dims": spatial_dims, "in_channels": in_channels,
                "out_channels": out_channels, "norm": norm, "pee": edge, "mtl": edge, "cff": edge}
         loss = {"_target_": "edge_networks.BANetLoss", "out_channels": out_channels, "sigmoid": sigmoid}
-        return Method(bundle, {"network_def": net, "loss": loss}, baseline, writes, edges=edge, edge_map=False)
+        over = {"network_def": net, "loss": loss}
+        return Method(bundle, _with_edge_map(over, "sigmoid", png) if edge else over, baseline, writes, edges=edge)
 
     return {f"banet{suffix}_baseline": method(False, None), f"banet{suffix}": method(True, f"banet{suffix}_baseline")}
 
@@ -164,16 +203,16 @@ def _image2d(bundle: str, writes: str) -> dict[str, Method]:
                    "out_channels": "@out_channels", "sigmoid": "@sigmoid"}}
     return {
         "unet": Method(bundle, egcnn("unet", False), None, writes, edges=False),
-        "egcnn_unet": Method(bundle, egcnn("unet", True), "unet", writes, edges=True),
+        "egcnn_unet": Method(bundle, _with_edge_map(egcnn("unet", True), png=True), "unet", writes, edges=True),
         # the bundle's own CENet with EG-CNN's Dice term
         "cenet": Method(bundle, {"loss": egcnn_loss}, None, writes, edges=False),
-        "egcnn_cenet": Method(bundle, egcnn("cenet", True), "cenet", writes, edges=True),
+        "egcnn_cenet": Method(bundle, _with_edge_map(egcnn("cenet", True), png=True), "cenet", writes, edges=True),
         "boundary_aware_no_edge_loss": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 0.0}}, None, writes,
                                               edges=False),
-        "boundary_aware": Method(bundle, {**ba, "loss": {**ba["loss"], "edge_weight": 1.0}},
+        "boundary_aware": Method(bundle, _with_edge_map({**ba, "loss": {**ba["loss"], "edge_weight": 1.0}}, png=True),
                                  "boundary_aware_no_edge_loss", writes, edges=True),
-        **_etnet(bundle, writes, 2, "@image_channels", "@out_channels"),
-        **_banet(bundle, writes, 2, "@image_channels", "@out_channels"),
+        **_etnet(bundle, writes, 2, "@image_channels", "@out_channels", png=True),
+        **_banet(bundle, writes, 2, "@image_channels", "@out_channels", png=True),
     }
 
 
@@ -278,7 +317,7 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
 
 # the regions whose edges a bundle's saved edge map (``--save_edges true``: one channel, the maximum over its
 # edge channels) covers
-EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",)}
+EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",), "disc": ("disc",)}
 
 
 def _read_2d(path: str | Path, layout: str | None = None) -> np.ndarray:
@@ -317,14 +356,18 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
         out[f"{region}/bf1"] = boundary_f_score(p, g, tolerance=1)
         out[f"{region}/bf2"] = boundary_f_score(p, g, tolerance=2)
     if edge is not None and method.writes in EDGE_REGIONS:
-        out["edges/edge_bf2"] = score_edge_head(edge, item["label"], EDGE_REGIONS[method.writes], task)["bf2"]
+        regions = EDGE_REGIONS[method.writes]
+        out["edges/edge_bf2"] = (score_edge_head(edge, item["label"], regions, method.writes, layout=t.layout)
+                                 if t.kind else score_edge_head(edge, item["label"], regions, task))["bf2"]
     return out
 
 
 def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] = ("WT", "TC", "ET"),
-                    convention: str = "brats", threshold: float = 0.5) -> dict[str, float]:
+                    convention: str = "brats", threshold: float = 0.5, layout: str | None = None) -> dict[str, float]:
     """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges
-    (:func:`edge_networks.metrics.edge_map_scores` on the files).
+    (:func:`edge_networks.metrics.edge_map_scores` on the files). With ``layout`` (a 2D task) both are 2D images:
+    the map an 8-bit PNG (probability x 255, :func:`edge_split`), the label a mask file read through the layout's
+    :class:`transforms.LayoutMask`; distances in pixels.
 
     Two references: the head's training target, the union of the ``regions``' Sobel-support edges
     (``label_to_edge(mode="both")``: the voxels on either side of each boundary, two voxels thick), and the thin
@@ -343,11 +386,20 @@ def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] 
 
     from transforms import label_to_edge
 
-    gt_img = nib.load(str(label))
-    gt = _regions(np.asarray(gt_img.dataobj), convention)
-    pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
+    if layout:
+        gt = _regions(_read_2d(label, layout), convention)
+        prob = _read_2d(edge).astype(np.float32) / 255.0
+        shape = next(iter(gt.values())).shape
+        if prob.shape != shape:
+            raise ValueError(f"{edge}: edge map of shape {prob.shape}, ground truth {label} {shape}")
+        pred = prob > threshold
+    else:
+        gt_img = nib.load(str(label))
+        gt = _regions(np.asarray(gt_img.dataobj), convention)
+        pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
     masks = [gt[r] for r in regions]
-    target = label_to_edge(torch.as_tensor(np.stack(masks)[None]), 3, mode="both", merge=True)[0, 0].numpy()
+    target = label_to_edge(torch.as_tensor(np.stack(masks)[None]), len(pred.shape), mode="both",
+                           merge=True)[0, 0].numpy()
     return edge_map_scores(pred, masks, target > 0)
 
 
@@ -509,7 +561,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                         {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16})
         for seed in range(seeds):
             root = out / "runs" / f"{name}_seed{seed}"
-            edges = method.has_edges and method.edge_map and method.writes in EDGE_REGIONS
+            edges = method.has_edges and method.writes in EDGE_REGIONS  # its edge head's map is written
             done = root / "run.json"
             if done.is_file():
                 info.setdefault(name, []).append(json.loads(done.read_text()))
@@ -539,7 +591,7 @@ def _outputs(pred_dir: Path, item: dict, task: Task) -> tuple[Path, Path | None]
         found = sorted(pred_dir.glob(f"{stem}_seg.*"))
         if not found:
             raise FileNotFoundError(f"no prediction {stem}_seg.* for {item['image']} in {pred_dir}")
-        return found[0], None
+        return found[0], next(iter(sorted(pred_dir.glob(f"{stem}_edge.png"))), None)
     pred = next(pred_dir.glob(f"{item['case_id']}*_seg.nii.gz"))
     return pred, next((p for p in pred_dir.glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
 
@@ -741,7 +793,8 @@ def write_montage(task: str, out: Path, methods: Sequence[str], item: dict, seed
 
 def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed: int) -> Path:
     """The 2D montage: the photograph (its green channel, where the disc and vessels show best) with the ground
-    truth, then each method's mask, all cropped to the ground truth's bounding box with a margin of its size."""
+    truth, then each method's mask and, where it has an edge head, that head's probability map, all cropped to the
+    ground truth's bounding box with a margin of its size."""
     from .visualize import overlay, save_montage, to_uint8
 
     image = _read_2d(item["image"])
@@ -758,10 +811,12 @@ def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed:
     tiles = [("image", gray), ("ground truth", overlay(gray, crop(gt.astype(np.uint8))))]
     for name in methods:
         try:
-            pred, _ = _outputs(out / "runs" / f"{name}_seed{seed}" / "pred", item, task)
+            pred, edge = _outputs(out / "runs" / f"{name}_seed{seed}" / "pred", item, task)
         except FileNotFoundError:
             continue
         tiles.append((name, overlay(gray, crop((_read_2d(pred) > 0).astype(np.uint8)))))
+        if edge is not None:  # the edge head's probability map
+            tiles.append((f"{name} edge head", crop(_read_2d(edge)).astype(np.uint8)))
     per_row = 4  # a grid, each row titled by its tiles' names
     rows = [(" | ".join(n for n, _ in tiles[i:i + per_row]), [t for _, t in tiles[i:i + per_row]])
             for i in range(0, len(tiles), per_row)]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from edge_networks.leaderboard import (
@@ -269,5 +271,60 @@ def test_2d_smoke_run_scores_the_release_test_set(tmp_path):
     with open(tmp_path / "paired.csv") as f:
         assert [(p["method"], p["baseline"], p["region"]) for p in csv.DictReader(f)] == [
             ("egcnn_unet", "unet", "disc")]
-    width, height = Image.open(tmp_path / "montage.png").size  # one row: image, ground truth, the two methods
-    assert width > 3 * height
+    # EG-CNN's edge head: its map written as an 8-bit PNG at the photograph's size, scored; none for the U-Net
+    for r in table:
+        edge_bf = float(r["edge_bf2"])
+        assert (0.0 <= edge_bf <= 1.0) if r["method"] == "egcnn_unet" else np.isnan(edge_bf), r
+    for item in test_items:
+        stem = Path(item["label"]).name.split(".")[0]
+        edges = sorted((tmp_path / "runs" / "egcnn_unet_seed0" / "pred").glob("*_edge.png"))
+        gt = np.asarray(Image.open(item["label"]).convert("L"))
+        assert any(np.asarray(Image.open(e)).shape == gt.shape for e in edges), stem
+    assert not list((tmp_path / "runs" / "unet_seed0" / "pred").glob("*_edge*"))
+    # the montage: image, ground truth, the two masks, EG-CNN's edge map -- two rows of at most four tiles
+    width, height = Image.open(tmp_path / "montage.png").size
+    assert 1.2 * height < width < 3 * height
+
+
+def test_2d_edge_head_score_reads_the_png_map_through_the_layout(tmp_path):
+    """A 2D edge map (8-bit PNG, probability x 255) against an ORIGA-style mask: the disc's thin boundary scores
+    1 at one pixel with nothing inside, the filled disc is a blob; a transposed map is refused."""
+    from scipy import ndimage
+
+    from edge_networks.leaderboard import score_edge_head
+
+    yy, xx = np.mgrid[:48, :64]
+    disc = (yy - 24) ** 2 + (xx - 30) ** 2 <= 12 ** 2
+    label = _png(disc * 250, tmp_path / "mask.png")
+    thin = disc & ~ndimage.binary_erosion(disc)
+    kw = {"regions": ("disc",), "convention": "disc", "layout": "origa"}
+    boundary = score_edge_head(_png(thin * 255, tmp_path / "thin_edge.png"), label, **kw)
+    assert boundary["thin_bf1"] == pytest.approx(1.0) and boundary["interior"] == 0.0
+    assert boundary["bf2"] == pytest.approx(1.0)
+    blob = score_edge_head(_png(disc * 200, tmp_path / "blob_edge.png"), label, **kw)  # probability 0.78
+    assert blob["fill"] == 1.0 and blob["interior"] > 0.4 and blob["bf2"] < boundary["bf2"]
+    faint = score_edge_head(_png(thin * 100, tmp_path / "faint_edge.png"), label, **kw)  # probability 0.39
+    assert np.isnan(faint["interior"]) and faint["fill"] == 0.0
+    with pytest.raises(ValueError, match="edge map of shape"):
+        score_edge_head(_png(thin.T * 255, tmp_path / "t_edge.png"), label, **kw)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_edge_split_keeps_the_segmentation_and_one_edge_probability(activation):
+    """:func:`edge_split`'s channel split, as the bundle parser builds it: the first ``out_channels`` channels stay
+    the segmentation; the edge map is the maximum of the edge channels' sigmoids, or a 2-class head's edge class."""
+    from monai.bundle import ConfigParser
+
+    from edge_networks.leaderboard import edge_split
+
+    parser = ConfigParser({"out_channels": 2, "chain": edge_split(activation)[:3]})
+    logits = torch.randn(2 + (2 if activation == "softmax" else 3), 5, 6)
+    data = {"pred": logits.clone()}
+    for t in parser.get_parsed_content("chain"):
+        data = t(data)
+    assert torch.equal(data["pred"], logits[:2])
+    expected = (torch.sigmoid(logits[2:]).amax(0, keepdim=True) if activation == "sigmoid"
+                else torch.softmax(logits[2:], 0)[1:2])
+    assert torch.allclose(data["edge"], expected)
+    with pytest.raises(ValueError, match="activation"):
+        edge_split("relu")
