@@ -317,7 +317,7 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
 
 # the regions whose edges a bundle's saved edge map (``--save_edges true``: one channel, the maximum over its
 # edge channels) covers
-EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",), "disc": ("disc",)}
+EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",), "disc": ("disc",), "kits": ("kidney+tumour", "tumour")}
 
 
 def _read_2d(path: str | Path, layout: str | None = None) -> np.ndarray:

@@ -328,3 +328,29 @@ def test_edge_split_keeps_the_segmentation_and_one_edge_probability(activation):
     assert torch.allclose(data["edge"], expected)
     with pytest.raises(ValueError, match="activation"):
         edge_split("relu")
+
+
+def test_kits_edge_heads_are_scored_against_kidney_and_tumour_edges(tmp_path):
+    """KiTS: the edge map (the bundles write the maximum of the kidney and tumour edge channels) is scored against
+    the union of the kidney+tumour and tumour Sobel-support edges: that union itself scores 1, the filled kidney
+    less; a method without an edge head gets no edge score."""
+    import torch
+
+    from edge_networks.leaderboard import _score
+    from transforms import label_to_edge
+
+    zz, yy, xx = np.mgrid[:32, :32, :32]
+    label = np.zeros((32, 32, 32), np.uint8)
+    label[(zz - 16) ** 2 + (yy - 16) ** 2 + (xx - 16) ** 2 <= 10 ** 2] = 1
+    label[(zz - 16) ** 2 + (yy - 16) ** 2 + (xx - 21) ** 2 <= 4 ** 2] = 2
+    gt = _nifti(label, tmp_path / "case_00000.nii.gz")
+    masks = torch.as_tensor(np.stack([label > 0, label == 2])[None])
+    target = label_to_edge(masks, 3, mode="both", merge=True)[0, 0].numpy().astype(np.float32)
+    pred = _nifti(label, tmp_path / "pred_seg.nii.gz")
+    item = {"label": gt}
+    exact = _score(METHODS["kits"]["egcnn_segresnet"], "kits", pred, item, _nifti(target, tmp_path / "e.nii.gz"))
+    assert exact["edges/edge_bf2"] == pytest.approx(1.0) and exact["kidney+tumour/dice"] == 1.0
+    blob = _score(METHODS["kits"]["egcnn_segresnet"], "kits", pred, item,
+                  _nifti((label > 0).astype(np.float32), tmp_path / "b.nii.gz"))
+    assert blob["edges/edge_bf2"] < 0.95
+    assert "edges/edge_bf2" not in _score(METHODS["kits"]["segresnet"], "kits", pred, item)
