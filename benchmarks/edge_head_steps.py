@@ -1,0 +1,139 @@
+"""Does EG-CNN's edge head open the tumour's interior as training goes on? (README, "The edge head: a boundary or
+a blob?"; results: ``benchmarks/results/egcnn_edge_head_steps.json``.)
+
+Trains the ``egcnn_brats`` bundle's own network, loss and training pipeline (``train.json`` + ``cpu_small.json``,
+bundle overrides with ``--override KEY=JSON``) on a demo results folder (``make run`` writes ``data/brats2021`` and
+``datalist.json`` there), and every ``--eval_every`` steps scores the edge head on the held-out whole volumes
+(sliding window) per channel: the share of each region's non-edge voxels predicted as edge, recall on the edge
+target, mean logits on the target, inside, deep inside and outside. ``--patch masked`` drops the gate's ``+ e``
+residual (``out = w^T(e * alpha)``) for the experiment only.
+
+    python benchmarks/edge_head_steps.py --data results/demo --out /tmp/A.json --steps 640 --eval_every 160 \
+        [--override refine_edges=true 'loss_weights#edge_bce=20.0'] [--patch masked]
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.inferers import sliding_window_inference
+from monai.utils import set_determinism
+from scipy import ndimage
+
+B = Path(__file__).resolve().parents[1] / "bundles" / "egcnn_brats" / "configs"
+
+
+def edge_stats(prob, masks, target):
+    """prob, target: (C, *S) arrays; masks (C, *S) region masks. Per-channel + union statistics."""
+    pred = prob > 0.5
+    wt = masks.any(0)
+    out = {}
+    for c, name in enumerate(("tc", "wt", "et")):
+        m = masks[c]
+        t = target[c] > 0
+        inside_non_edge = m & ~t  # region interior, where the channel's target is 0
+        out[f"{name}_interior_fp"] = float(pred[c][inside_non_edge].mean()) if inside_non_edge.any() else float("nan")
+        out[f"{name}_recall"] = float(pred[c][t].mean()) if t.any() else float("nan")
+        out[f"{name}_prob_interior"] = float(prob[c][inside_non_edge].mean()) if inside_non_edge.any() else float("nan")
+        # deep interior: > 2 voxels from the region's boundary
+        deep = ndimage.distance_transform_edt(m) > 3
+        out[f"{name}_deep_fp"] = float(pred[c][deep].mean()) if deep.any() else float("nan")
+        logit = np.log(np.clip(prob[c], 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(prob[c], 1e-7, 1 - 1e-7))
+        outside = ~m & ~t
+        for tag, sel in (("rim", t), ("inside", inside_non_edge), ("deep", deep), ("outside", outside)):
+            out[f"{name}_logit_{tag}"] = float(logit[sel].mean()) if sel.any() else float("nan")
+    u = pred.any(0)
+    out["fill"] = float(u[wt].mean())
+    out["target_fill"] = float((target > 0).any(0)[wt].mean())
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--eval_every", type=int, default=150)
+    p.add_argument("--override", nargs="*", default=[])
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patch", default="")
+    a = p.parse_args()
+    if a.patch == "masked":  # the gate without the "+ e" residual: out = w^T(e * alpha)
+        from edge_networks.nets.blocks import EdgeGatedLayer
+
+        def forward(self, e, m):
+            return self.w(e * self.attention(e, m))
+        EdgeGatedLayer.forward = forward
+    set_determinism(seed=a.seed)
+    parser = ConfigParser()
+    parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])
+    parser["bundle_root"] = str(B.parent)
+    parser["data_list_file_path"] = str(Path(a.data) / "datalist.json")
+    parser["dataset_dir"] = str(Path(a.data) / "data" / "brats2021")
+    for kv in a.override:
+        k, v = kv.split("=", 1)
+        parser[k] = json.loads(v)
+    if a.lr:
+        parser["learning_rate"] = a.lr
+    net = parser.get_parsed_content("network_def")
+    loss_fn = parser.get_parsed_content("loss")
+    opt = torch.optim.Adam(net.parameters(), lr=parser.get_parsed_content("learning_rate"),
+                           weight_decay=parser.get_parsed_content("weight_decay"))
+    ds = parser.get_parsed_content("train#dataset")
+    val_list = json.loads((Path(a.data) / "datalist.json").read_text())["validation"]
+    from monai.data import Dataset
+    vds = Dataset(val_list, parser.get_parsed_content("validate#preprocessing"))
+    vitems = [vds[i] for i in range(len(vds))]
+    from transforms.edges import label_to_edge
+    rows = []
+    t0 = time.time()
+    rng = np.random.default_rng(a.seed)
+    step = 0
+    losses = []
+    while step < a.steps:
+        for i in rng.permutation(len(ds)):
+            item = ds[int(i)]
+            x, y = item["image"][None], item["label"][None]
+            net.train()
+            pred = net(x.as_tensor() if hasattr(x, "as_tensor") else x)
+            loss = loss_fn(pred, y.as_tensor() if hasattr(y, "as_tensor") else y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(dict(loss_fn.last))
+            step += 1
+            if step % a.eval_every == 0 or step == a.steps:
+                net.eval()
+                net.edges_in_eval = True
+                stats = []
+                with torch.no_grad():
+                    for it in vitems:
+                        img = it["image"][None].as_tensor()
+                        lab = it["label"].as_tensor().numpy() > 0.5
+                        out = sliding_window_inference(img, (64, 64, 64), 1, net, overlap=0.5, mode="gaussian")
+                        prob = torch.sigmoid(out[0, 3:]).numpy()
+                        tgt = label_to_edge(torch.as_tensor(lab[None]).float(), 3, mode="both")[0].numpy()
+                        stats.append(edge_stats(prob, lab, tgt))
+                net.edges_in_eval = False
+                mean = {k: float(np.nanmean([s[k] for s in stats])) for k in stats[0]}
+                recent = losses[-a.eval_every:]
+                mean["loss"] = {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1]}
+                mean["step"] = step
+                mean["time_s"] = round(time.time() - t0, 1)
+                rows.append(mean)
+                print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in mean.items()}),
+                      flush=True)
+                Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))
+            if step >= a.steps:
+                break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
