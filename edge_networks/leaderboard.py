@@ -591,7 +591,8 @@ def _outputs(pred_dir: Path, item: dict, task: Task) -> tuple[Path, Path | None]
         found = sorted(pred_dir.glob(f"{stem}_seg.*"))
         if not found:
             raise FileNotFoundError(f"no prediction {stem}_seg.* for {item['image']} in {pred_dir}")
-        return found[0], next(iter(sorted(pred_dir.glob(f"{stem}_edge.png"))), None)
+        edge = pred_dir / f"{stem}_edge.png"  # written only where the method has an edge head
+        return found[0], edge if edge.is_file() else None
     pred = next(pred_dir.glob(f"{item['case_id']}*_seg.nii.gz"))
     return pred, next((p for p in pred_dir.glob(f"{item['case_id']}*.nii.gz") if p != pred), None)
 
