@@ -5,8 +5,19 @@ Trains the ``egcnn_brats`` bundle's own network, loss and training pipeline (``t
 bundle overrides with ``--override KEY=JSON``) on a demo results folder (``make run`` writes ``data/brats2021`` and
 ``datalist.json`` there), and every ``--eval_every`` steps scores the edge head on the held-out whole volumes
 (sliding window) per channel: the share of each region's non-edge voxels predicted as edge, recall on the edge
-target, mean logits on the target, inside, deep inside and outside. ``--patch masked`` drops the gate's ``+ e``
-residual (``out = w^T(e * alpha)``) for the experiment only.
+target, mean logits on the target, inside, deep inside and outside.
+
+Experiment-only patches (``--patch a,b``), none of them in the package:
+
+- ``masked``: the gate without its ``+ e`` residual (``out = w^T(e * alpha)``);
+- ``decoder``: every gate reads the decoder's feature map of its resolution instead of the encoder's (SegResNet,
+  whose decoder maps have the encoder's channel counts);
+- ``headnorm``: the edge head reads the GroupNorm-ed stream features (those the fusion reads);
+- ``gradhead``: the edge head reads the stream features and their Sobel gradient magnitudes (with ``headnorm``:
+  of the normalised features).
+
+``--override network_def=JSON`` trains another network with the same loss and pipeline (e.g. the 3D
+boundary-aware network with three outputs).
 
     python benchmarks/edge_head_steps.py --data results/demo --out /tmp/A.json --steps 640 --eval_every 160 \
         [--override refine_edges=true 'loss_weights#edge_bce=20.0'] [--patch masked]
@@ -64,12 +75,64 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patch", default="")
     a = p.parse_args()
-    if a.patch == "masked":  # the gate without the "+ e" residual: out = w^T(e * alpha)
+    if "masked" in a.patch.split(","):  # the gate without the "+ e" residual: out = w^T(e * alpha)
         from edge_networks.nets.blocks import EdgeGatedLayer
 
         def forward(self, e, m):
             return self.w(e * self.attention(e, m))
         EdgeGatedLayer.forward = forward
+    if "decoder" in a.patch.split(","):  # gates read the decoder maps (SegResNet)
+        from edge_networks.nets.backbones import SegResNetBackbone
+
+        def sforward(self, x):
+            x, skips = self.net.encode(x)
+            n = len(skips)
+            dec = [None] * (n - 1)
+            for i, (up, upl) in enumerate(zip(self.net.up_samples, self.net.up_layers)):
+                x = upl(up(x) + skips[n - 2 - i])
+                dec[n - 2 - i] = x
+            return self.net.conv_final(x), dec + [skips[-1]], dec[-1]
+        SegResNetBackbone.forward = sforward
+    if "headnorm" in a.patch.split(","):  # the edge head sees GroupNorm-ed stream features, as the fusion does
+        from edge_networks.nets.egcnn import EGCNN
+
+        def fstreams(self, x):
+            main_logits, skips, first_up = self.main(x)
+            n = len(skips)
+            e = self.edge_in(first_up)
+            for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
+                skip = skips[n - 2 - i]
+                e = res(e)
+                if i > 0:
+                    e = interpolate_to(e, skip)
+                e = gate(e, skip)
+            e = self.fuse_norm(self.edge_refine(e))
+            seg = self.fuse(torch.cat([main_logits, e], dim=1))
+            return seg, self.edge_head(e)
+        from edge_networks.nets.blocks import interpolate_to
+        EGCNN.forward_streams = fstreams
+    if "gradhead" in a.patch.split(","):  # the edge head sees the stream's features and their Sobel magnitudes
+        from edge_networks.nets.blocks import interpolate_to
+        from edge_networks.nets.egcnn import EGCNN
+        from transforms.edges import sobel_gradient_magnitude
+        headnorm = "headnorm" in a.patch.split(",")
+
+        def gstreams(self, x):
+            main_logits, skips, first_up = self.main(x)
+            n = len(skips)
+            e = self.edge_in(first_up)
+            for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
+                skip = skips[n - 2 - i]
+                e = res(e)
+                if i > 0:
+                    e = interpolate_to(e, skip)
+                e = gate(e, skip)
+            e = self.edge_refine(e)
+            en = self.fuse_norm(e)
+            seg = self.fuse(torch.cat([main_logits, en], dim=1))
+            h = en if headnorm else e
+            return seg, self.edge_head(torch.cat([h, sobel_gradient_magnitude(h, h.ndim - 2, normalize=True)], 1))
+        EGCNN.forward_streams = gstreams
     set_determinism(seed=a.seed)
     parser = ConfigParser()
     parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])
@@ -82,6 +145,9 @@ def main():
     if a.lr:
         parser["learning_rate"] = a.lr
     net = parser.get_parsed_content("network_def")
+    if "gradhead" in a.patch.split(","):
+        c = net.edge_head.in_channels
+        net.edge_head = torch.nn.Conv3d(2 * c, net.edge_out_channels, kernel_size=1)
     loss_fn = parser.get_parsed_content("loss")
     opt = torch.optim.Adam(net.parameters(), lr=parser.get_parsed_content("learning_rate"),
                            weight_decay=parser.get_parsed_content("weight_decay"))

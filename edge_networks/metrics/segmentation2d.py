@@ -203,9 +203,10 @@ def edge_map_scores(pred_edges, regions: Sequence, target_edges, far: float = 2.
         same against the thin boundary; ``interior``: the share of predicted edge pixels more than ``far`` from
         every thin boundary (0 for a boundary, large for a blob); ``thickness``: predicted edge pixels per
         thin-boundary pixel; ``fill`` and ``target_fill``: the share of the regions' pixels (their union) that the
-        prediction and the target cover. On small nested regions every pixel lies near some boundary, so
-        ``interior`` stays low even for a blob; ``fill`` near 1 while ``target_fill`` is well below it shows the
-        blob there.
+        prediction and the target cover; ``core_fp``: the share of the regions' pixels off the target (the cores
+        the head must leave open) that the prediction calls edge -- 1 for a blob, 0 for a boundary. On small
+        nested regions every pixel lies near some boundary, so ``interior`` stays low even for a blob; ``fill``
+        near 1 while ``target_fill`` is well below it, and ``core_fp`` near 1, show the blob there.
     """
     pred, target = _bool(pred_edges), _bool(target_edges)
     thin, union = np.zeros_like(pred), np.zeros_like(pred)
@@ -214,12 +215,14 @@ def edge_map_scores(pred_edges, regions: Sequence, target_edges, far: float = 2.
         thin |= r & ~ndimage.binary_erosion(r)
         union |= r
     away = ndimage.distance_transform_edt(~thin) > far if thin.any() else np.ones_like(thin)
+    core = union & ~target
     return {"bf1": edge_f_score(pred, target, 1), "bf2": edge_f_score(pred, target, 2),
             "thin_bf1": edge_f_score(pred, thin, 1), "thin_bf2": edge_f_score(pred, thin, 2),
             "interior": float(away[pred].mean()) if pred.any() else float("nan"),
             "thickness": float(pred.sum() / thin.sum()) if thin.any() else float("nan"),
             "fill": float(pred[union].mean()) if union.any() else float("nan"),
-            "target_fill": float(target[union].mean()) if union.any() else float("nan")}
+            "target_fill": float(target[union].mean()) if union.any() else float("nan"),
+            "core_fp": float(pred[core].mean()) if core.any() else float("nan")}
 
 
 def vertical_cdr(disc, cup, vertical_axis: int = -1) -> float:

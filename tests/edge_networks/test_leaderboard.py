@@ -154,6 +154,8 @@ def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
     # the share of the tumour covered: all of it for the blob, the boundary's share for the boundary
     assert blob["fill"] == 1.0 and boundary["fill"] == pytest.approx(thin.sum() / ball.sum())
     assert boundary["target_fill"] == blob["target_fill"] < 0.5
+    # the tumour's core (off the target): all called edge by the blob, none by the boundary
+    assert blob["core_fp"] == 1.0 and boundary["core_fp"] == 0.0
     # against the Sobel target (either side of the boundary): the thin boundary is within 2 voxels of all of it
     assert boundary["bf2"] == pytest.approx(1.0) and blob["bf2"] < boundary["bf2"]
 
@@ -304,6 +306,7 @@ def test_2d_edge_head_score_reads_the_png_map_through_the_layout(tmp_path):
     assert boundary["bf2"] == pytest.approx(1.0)
     blob = score_edge_head(_png(disc * 200, tmp_path / "blob_edge.png"), label, **kw)  # probability 0.78
     assert blob["fill"] == 1.0 and blob["interior"] > 0.4 and blob["bf2"] < boundary["bf2"]
+    assert blob["core_fp"] == 1.0 and boundary["core_fp"] == 0.0
     faint = score_edge_head(_png(thin * 100, tmp_path / "faint_edge.png"), label, **kw)  # probability 0.39
     assert np.isnan(faint["interior"]) and faint["fill"] == 0.0
     with pytest.raises(ValueError, match="edge map of shape"):
