@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--paper-edge-loss", action="store_true",
                         help="train with the paper's class-balanced BCE in the edge loss (the bundle's default); "
-                             "the demo's default is the plain BCE, whose edge head draws boundaries on its data")
+                             "the demo's default is the plain BCE, with which the whole-tumour edge channel opens the "
+                             "tumour's core on the demo's data")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
