@@ -9,8 +9,8 @@ predicted edge (``interior_fp``), recall on the target, and the whole-tumour cha
 its interior and outside. A head that can draw the ring on the data it is trained on takes ``interior_fp`` to 0;
 how many steps that takes compares settings at a fraction of a full training's cost.
 
-``--patch headnorm``: the edge head reads the GroupNorm-ed stream features (the ones the fusion reads) instead of
-the raw ones, for the experiment only.
+``--patch``: the experiment-only variants of ``edge_head_steps.py`` (e.g. ``headnorm``: the edge head reads the
+GroupNorm-ed stream features, those the fusion reads).
 
     python benchmarks/edge_head_overfit.py --data results/demo --out /tmp/o.json [--steps 150] [--size 48] \
         [--override edge_bce_balanced=false] [--patch headnorm]
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edge_head_steps import apply_patches  # this folder (sys.path[0] when run as a script)
 from monai.bundle import ConfigParser
 from monai.utils import set_determinism
 from scipy import ndimage
@@ -49,23 +50,7 @@ def main() -> int:
     p.add_argument("--patch", default="")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    if "headnorm" in a.patch.split(","):
-        from edge_networks.nets.blocks import interpolate_to
-        from edge_networks.nets.egcnn import EGCNN
-
-        def streams(self, x):
-            main_logits, skips, first_up = self.main(x)
-            n = len(skips)
-            e = self.edge_in(first_up)
-            for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
-                skip = skips[n - 2 - i]
-                e = res(e)
-                if i > 0:
-                    e = interpolate_to(e, skip)
-                e = gate(e, skip)
-            e = self.fuse_norm(self.edge_refine(e))
-            return self.fuse(torch.cat([main_logits, e], dim=1)), self.edge_head(e)
-        EGCNN.forward_streams = streams
+    apply_patches(a.patch)
     set_determinism(seed=a.seed)
     parser = ConfigParser()
     parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])

@@ -64,6 +64,46 @@ def edge_stats(prob, masks, target):
     return out
 
 
+def apply_patches(patch: str) -> None:
+    """Monkey-patch the package for the experiment-only variants named in ``patch`` (comma-separated, see the
+    module docstring)."""
+    names = patch.split(",") if patch else []
+    from edge_networks.nets.blocks import EdgeGatedLayer
+    from edge_networks.nets.egcnn import EGCNN
+
+    if "masked" in names:  # the gate without the "+ e" residual: out = w^T(e * alpha)
+        def gate_forward(self, e, m):
+            return self.w(e * self.attention(e, m))
+        EdgeGatedLayer.forward = gate_forward
+    if "decoder" in names:  # every gate reads the decoder's map of its resolution (SegResNet)
+        from edge_networks.nets.backbones import SegResNetBackbone
+
+        def backbone_forward(self, x):
+            x, skips = self.net.encode(x)
+            n = len(skips)
+            dec = [None] * (n - 1)
+            for i, (up, upl) in enumerate(zip(self.net.up_samples, self.net.up_layers)):
+                x = upl(up(x) + skips[n - 2 - i])
+                dec[n - 2 - i] = x
+            return self.net.conv_final(x), dec + [skips[-1]], dec[-1]
+        SegResNetBackbone.forward = backbone_forward
+    if "headnorm" in names or "gradhead" in names:
+        from transforms.edges import sobel_gradient_magnitude
+
+        def streams(self, x):
+            # headnorm: the edge head reads the GroupNorm-ed features (those the fusion reads);
+            # gradhead: it also reads their Sobel gradient magnitudes (its input width doubles, see main)
+            main_logits, skips, first_up = self.main(x)
+            e = self.edge_stream(skips, first_up)
+            en = self.fuse_norm(e)
+            seg = self.fuse(torch.cat([main_logits, en], dim=1))
+            h = en if "headnorm" in names else e
+            if "gradhead" in names:
+                h = torch.cat([h, sobel_gradient_magnitude(h, h.ndim - 2, normalize=True)], 1)
+            return seg, self.edge_head(h)
+        EGCNN.forward_streams = streams
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -75,64 +115,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patch", default="")
     a = p.parse_args()
-    if "masked" in a.patch.split(","):  # the gate without the "+ e" residual: out = w^T(e * alpha)
-        from edge_networks.nets.blocks import EdgeGatedLayer
-
-        def forward(self, e, m):
-            return self.w(e * self.attention(e, m))
-        EdgeGatedLayer.forward = forward
-    if "decoder" in a.patch.split(","):  # gates read the decoder maps (SegResNet)
-        from edge_networks.nets.backbones import SegResNetBackbone
-
-        def sforward(self, x):
-            x, skips = self.net.encode(x)
-            n = len(skips)
-            dec = [None] * (n - 1)
-            for i, (up, upl) in enumerate(zip(self.net.up_samples, self.net.up_layers)):
-                x = upl(up(x) + skips[n - 2 - i])
-                dec[n - 2 - i] = x
-            return self.net.conv_final(x), dec + [skips[-1]], dec[-1]
-        SegResNetBackbone.forward = sforward
-    if "headnorm" in a.patch.split(","):  # the edge head sees GroupNorm-ed stream features, as the fusion does
-        from edge_networks.nets.egcnn import EGCNN
-
-        def fstreams(self, x):
-            main_logits, skips, first_up = self.main(x)
-            n = len(skips)
-            e = self.edge_in(first_up)
-            for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
-                skip = skips[n - 2 - i]
-                e = res(e)
-                if i > 0:
-                    e = interpolate_to(e, skip)
-                e = gate(e, skip)
-            e = self.fuse_norm(self.edge_refine(e))
-            seg = self.fuse(torch.cat([main_logits, e], dim=1))
-            return seg, self.edge_head(e)
-        from edge_networks.nets.blocks import interpolate_to
-        EGCNN.forward_streams = fstreams
-    if "gradhead" in a.patch.split(","):  # the edge head sees the stream's features and their Sobel magnitudes
-        from edge_networks.nets.blocks import interpolate_to
-        from edge_networks.nets.egcnn import EGCNN
-        from transforms.edges import sobel_gradient_magnitude
-        headnorm = "headnorm" in a.patch.split(",")
-
-        def gstreams(self, x):
-            main_logits, skips, first_up = self.main(x)
-            n = len(skips)
-            e = self.edge_in(first_up)
-            for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
-                skip = skips[n - 2 - i]
-                e = res(e)
-                if i > 0:
-                    e = interpolate_to(e, skip)
-                e = gate(e, skip)
-            e = self.edge_refine(e)
-            en = self.fuse_norm(e)
-            seg = self.fuse(torch.cat([main_logits, en], dim=1))
-            h = en if headnorm else e
-            return seg, self.edge_head(torch.cat([h, sobel_gradient_magnitude(h, h.ndim - 2, normalize=True)], 1))
-        EGCNN.forward_streams = gstreams
+    apply_patches(a.patch)
     set_determinism(seed=a.seed)
     parser = ConfigParser()
     parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])

@@ -129,11 +129,9 @@ class EGCNN(nn.Module):
             self.fuse_norm = nn.Identity()
             self.fuse = nn.Identity()
 
-    def forward_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(seg_logits, edge_logits)``; ``edge_logits`` is empty (0 channels) without the edge stream."""
-        main_logits, skips, first_up = self.main(x)
-        if not self.use_edge_stream:
-            return main_logits, main_logits[:, :0]
+    def edge_stream(self, skips: list[torch.Tensor], first_up: torch.Tensor) -> torch.Tensor:
+        """The edge stream's features at input size ``(B, edge_channels, *S)`` (what the edge head and the fusion
+        read), from the backbone's ``skips`` and ``first_up`` (see :mod:`.backbones`)."""
         n = len(skips)
         e = self.edge_in(first_up)
         for i, (res, gate) in enumerate(zip(self.res_blocks, self.gates)):
@@ -142,7 +140,14 @@ class EGCNN(nn.Module):
             if i > 0:
                 e = interpolate_to(e, skip)
             e = gate(e, skip)
-        e = self.edge_refine(e)
+        return self.edge_refine(e)
+
+    def forward_streams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(seg_logits, edge_logits)``; ``edge_logits`` is empty (0 channels) without the edge stream."""
+        main_logits, skips, first_up = self.main(x)
+        if not self.use_edge_stream:
+            return main_logits, main_logits[:, :0]
+        e = self.edge_stream(skips, first_up)
         seg = self.fuse(torch.cat([main_logits, self.fuse_norm(e)], dim=1))
         return seg, self.edge_head(e)
 
