@@ -24,12 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from edge_head_steps import apply_patches  # this folder (sys.path[0] when run as a script)
-from monai.bundle import ConfigParser
+from edge_head_steps import apply_patches, bundle_parts  # this folder (sys.path[0] when run as a script)
 from monai.utils import set_determinism
 from scipy import ndimage
-
-B = Path(__file__).resolve().parents[1] / "bundles" / "egcnn_brats" / "configs"
 
 
 def crop_around(x: torch.Tensor, y: torch.Tensor, channel: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,16 +49,7 @@ def main() -> int:
     a = p.parse_args()
     apply_patches(a.patch)
     set_determinism(seed=a.seed)
-    parser = ConfigParser()
-    parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])
-    parser["bundle_root"] = str(B.parent)
-    parser["data_list_file_path"] = str(Path(a.data) / "datalist.json")
-    parser["dataset_dir"] = str(Path(a.data) / "data" / "brats2021")
-    for kv in a.override:
-        k, v = kv.split("=", 1)
-        parser[k] = json.loads(v)
-    net = parser.get_parsed_content("network_def")
-    loss_fn = parser.get_parsed_content("loss")
+    parser, net, loss_fn = bundle_parts(a.data, a.override, a.patch)
     item = parser.get_parsed_content("train#dataset")[0]
     x, y = crop_around(item["image"][None].as_tensor(), item["label"][None].as_tensor(), 1, a.size)
     from transforms.edges import label_to_edge

@@ -104,6 +104,24 @@ def apply_patches(patch: str) -> None:
         EGCNN.forward_streams = streams
 
 
+def bundle_parts(data: str, overrides: list[str], patch: str = "") -> tuple[ConfigParser, torch.nn.Module, object]:
+    """The ``egcnn_brats`` bundle (``train.json`` + ``cpu_small.json``) on a demo results folder ``data``, with
+    ``KEY=JSON`` overrides: ``(parser, network, loss)``; the ``gradhead`` patch's wider edge head is built here."""
+    parser = ConfigParser()
+    parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])
+    parser["bundle_root"] = str(B.parent)
+    parser["data_list_file_path"] = str(Path(data) / "datalist.json")
+    parser["dataset_dir"] = str(Path(data) / "data" / "brats2021")
+    for kv in overrides:
+        k, v = kv.split("=", 1)
+        parser[k] = json.loads(v)
+    net = parser.get_parsed_content("network_def")
+    if "gradhead" in patch.split(","):
+        c = net.edge_head.in_channels
+        net.edge_head = torch.nn.Conv3d(2 * c, net.edge_out_channels, kernel_size=1)
+    return parser, net, parser.get_parsed_content("loss")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -117,21 +135,7 @@ def main():
     a = p.parse_args()
     apply_patches(a.patch)
     set_determinism(seed=a.seed)
-    parser = ConfigParser()
-    parser.read_config([str(B / "train.json"), str(B / "cpu_small.json")])
-    parser["bundle_root"] = str(B.parent)
-    parser["data_list_file_path"] = str(Path(a.data) / "datalist.json")
-    parser["dataset_dir"] = str(Path(a.data) / "data" / "brats2021")
-    for kv in a.override:
-        k, v = kv.split("=", 1)
-        parser[k] = json.loads(v)
-    if a.lr:
-        parser["learning_rate"] = a.lr
-    net = parser.get_parsed_content("network_def")
-    if "gradhead" in a.patch.split(","):
-        c = net.edge_head.in_channels
-        net.edge_head = torch.nn.Conv3d(2 * c, net.edge_out_channels, kernel_size=1)
-    loss_fn = parser.get_parsed_content("loss")
+    parser, net, loss_fn = bundle_parts(a.data, a.override + ([f"learning_rate={a.lr}"] if a.lr else []), a.patch)
     opt = torch.optim.Adam(net.parameters(), lr=parser.get_parsed_content("learning_rate"),
                            weight_decay=parser.get_parsed_content("weight_decay"))
     ds = parser.get_parsed_content("train#dataset")
