@@ -5,9 +5,9 @@
 1. writes a synthetic BraTS-2021-layout dataset and a checked datalist (80/20 split);
 2. trains the ``egcnn_brats`` bundle with its small CPU profile (``configs/cpu_small.json``) through
    ``python -m monai.bundle run training``, with the plain BCE in the edge loss (``--edge_bce_balanced false``)
-   unless ``--paper-edge-loss``: the paper's class-balanced BCE weighs an edge voxel about 100 times a non-edge
-   voxel on the demo's 64^3 crops (under 1 % of their voxels are edges), so its head calls every voxel an edge
-   whose chance of being one passes about 1 %, and on tumours 5-8 voxels deep that is the whole tumour -- a filled
+   unless ``--paper-edge-loss``: the paper's class-balanced BCE weighs an edge voxel 25-100 times a non-edge voxel
+   on the demo's 64^3 crops (1-4 % of their voxels are edges), so its head calls every voxel an edge whose chance
+   of being one passes 1-4 %, and on tumours 5-8 voxels deep that is the whole tumour -- a filled
    blob after the demo's 40 epochs. With the plain BCE the whole-tumour channel opens its core (README, "The edge
    head: a boundary or a blob?");
 3. evaluates the best checkpoint on the held-out cases (``evaluate.json``: Dice and HD95 per region);
