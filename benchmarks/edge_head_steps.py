@@ -21,6 +21,8 @@ boundary-aware network with three outputs).
 
     python benchmarks/edge_head_steps.py --data results/demo --out /tmp/A.json --steps 640 --eval_every 160 \
         [--override refine_edges=true 'loss_weights#edge_bce=20.0'] [--patch masked]
+    python benchmarks/edge_head_steps.py --data results/demo --out /tmp/demo.json \
+        --checkpoint results/demo/models/model.pt   # the demo's own model, per channel
 """
 
 import argparse
@@ -122,6 +124,26 @@ def bundle_parts(data: str, overrides: list[str], patch: str = "") -> tuple[Conf
     return parser, net, parser.get_parsed_content("loss")
 
 
+def score_held_out(net: torch.nn.Module, items: list) -> dict:
+    """:func:`edge_stats` of ``net``'s edge head on the preprocessed held-out ``items`` (whole volumes, sliding
+    window 64^3, overlap 0.5), averaged over the cases (NaN-aware)."""
+    from transforms.edges import label_to_edge
+
+    net.eval()
+    net.edges_in_eval = True
+    stats = []
+    with torch.no_grad():
+        for it in items:
+            img = it["image"][None].as_tensor()
+            lab = it["label"].as_tensor().numpy() > 0.5
+            out = sliding_window_inference(img, (64, 64, 64), 1, net, overlap=0.5, mode="gaussian")
+            prob = torch.sigmoid(out[0, 3:]).numpy()
+            tgt = label_to_edge(torch.as_tensor(lab[None]).float(), 3, mode="both")[0].numpy()
+            stats.append(edge_stats(prob, lab, tgt))
+    net.edges_in_eval = False
+    return {k: float(np.nanmean([s[k] for s in stats])) for k in stats[0]}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -132,6 +154,7 @@ def main():
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patch", default="")
+    p.add_argument("--checkpoint", default="", help="score this trained model's edge head once, no training")
     a = p.parse_args()
     apply_patches(a.patch)
     set_determinism(seed=a.seed)
@@ -143,7 +166,14 @@ def main():
     from monai.data import Dataset
     vds = Dataset(val_list, parser.get_parsed_content("validate#preprocessing"))
     vitems = [vds[i] for i in range(len(vds))]
-    from transforms.edges import label_to_edge
+    if a.checkpoint:  # score a trained model (e.g. the demo's models/model.pt) and stop
+        ckpt = torch.load(a.checkpoint, map_location="cpu", weights_only=True)
+        net.load_state_dict(ckpt.get("network", ckpt))
+        mean = score_held_out(net, vitems)
+        mean["checkpoint"] = str(a.checkpoint)
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in mean.items()}), flush=True)
+        Path(a.out).write_text(json.dumps({"args": vars(a), "rows": [mean]}, indent=1))
+        return 0
     rows = []
     t0 = time.time()
     rng = np.random.default_rng(a.seed)
@@ -162,19 +192,7 @@ def main():
             losses.append(dict(loss_fn.last))
             step += 1
             if step % a.eval_every == 0 or step == a.steps:
-                net.eval()
-                net.edges_in_eval = True
-                stats = []
-                with torch.no_grad():
-                    for it in vitems:
-                        img = it["image"][None].as_tensor()
-                        lab = it["label"].as_tensor().numpy() > 0.5
-                        out = sliding_window_inference(img, (64, 64, 64), 1, net, overlap=0.5, mode="gaussian")
-                        prob = torch.sigmoid(out[0, 3:]).numpy()
-                        tgt = label_to_edge(torch.as_tensor(lab[None]).float(), 3, mode="both")[0].numpy()
-                        stats.append(edge_stats(prob, lab, tgt))
-                net.edges_in_eval = False
-                mean = {k: float(np.nanmean([s[k] for s in stats])) for k in stats[0]}
+                mean = score_held_out(net, vitems)
                 recent = losses[-a.eval_every:]
                 mean["loss"] = {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1]}
                 mean["step"] = step
