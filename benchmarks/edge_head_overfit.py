@@ -4,9 +4,9 @@
 Builds the ``egcnn_brats`` bundle's network and loss (``train.json`` + ``cpu_small.json``, overrides with
 ``--override KEY=JSON``), takes the first training item of a demo results folder through the bundle's training
 pipeline, cuts a ``--size``^3 crop around the whole tumour's centre and trains on that one crop. Every 25 steps it
-reports, on the crop itself, per channel: the share of the region's voxels off the channel's edge target that are
-predicted edge (``interior_fp``), recall on the target, and the whole-tumour channel's mean logits on its target,
-its interior and outside. A head that can draw the ring on the data it is trained on takes ``interior_fp`` to 0;
+reports, on the crop itself, ``edge_head_steps.edge_stats`` per channel: the share of the region's voxels off the
+channel's edge target that are predicted edge (``interior_fp``), recall on the target, mean logits on the target,
+inside, deep inside and outside. A head that can draw the ring on the data it is trained on takes ``interior_fp`` to 0;
 how many steps that takes compares settings at a fraction of a full training's cost.
 
 ``--patch``: the experiment-only variants of ``edge_head_steps.py`` (e.g. ``headnorm``: the edge head reads the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from edge_head_steps import apply_patches, bundle_parts  # this folder (sys.path[0] when run as a script)
+from edge_head_steps import apply_patches, bundle_parts, edge_stats  # this folder (sys.path[0] when run as a script)
 from monai.utils import set_determinism
 from scipy import ndimage
 
@@ -68,16 +68,9 @@ def main() -> int:
         if step % 25 and step != a.steps:
             continue
         prob = torch.sigmoid(out[0, 3:].detach()).numpy()
-        row = {"step": step, "time_s": round(time.time() - t0, 1), "loss": dict(loss_fn.last)}
-        for c, name in enumerate(("tc", "wt", "et")):
-            inside = masks[c] & ~target[c]
-            row[f"{name}_interior_fp"] = float((prob[c][inside] > 0.5).mean()) if inside.any() else None
-            row[f"{name}_recall"] = float((prob[c][target[c]] > 0.5).mean()) if target[c].any() else None
-        pc = np.clip(prob[1], 1e-7, 1 - 1e-7)
-        logit = np.log(pc) - np.log1p(-pc)
-        for tag, sel in (("rim", target[1]), ("inside", masks[1] & ~target[1]), ("outside", ~masks[1] & ~target[1])):
-            row[f"wt_logit_{tag}"] = float(logit[sel].mean())
-        row["wt_voxels_inside_rim"] = [int((masks[1] & ~target[1]).sum()), int(target[1].sum())]
+        row = {"step": step, "time_s": round(time.time() - t0, 1), "loss": dict(loss_fn.last),
+               **edge_stats(prob, masks, target),
+               "wt_voxels_inside_rim": [int((masks[1] & ~target[1]).sum()), int(target[1].sum())]}
         rows.append(row)
         print(json.dumps(row), flush=True)
         Path(a.out).write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))

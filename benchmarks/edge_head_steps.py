@@ -42,7 +42,8 @@ B = Path(__file__).resolve().parents[1] / "bundles" / "egcnn_brats" / "configs"
 
 
 def edge_stats(prob, masks, target):
-    """prob, target: (C, *S) arrays; masks (C, *S) region masks. Per-channel + union statistics."""
+    """prob, target: (C, *S) arrays; masks (C, *S) region masks. Per-channel + union statistics. Logits are
+    recovered from ``prob`` clipped to [1e-7, 1 - 1e-7], so they saturate at about +-16."""
     pred = prob > 0.5
     wt = masks.any(0)
     out = {}
@@ -53,7 +54,7 @@ def edge_stats(prob, masks, target):
         out[f"{name}_interior_fp"] = float(pred[c][inside_non_edge].mean()) if inside_non_edge.any() else float("nan")
         out[f"{name}_recall"] = float(pred[c][t].mean()) if t.any() else float("nan")
         out[f"{name}_prob_interior"] = float(prob[c][inside_non_edge].mean()) if inside_non_edge.any() else float("nan")
-        # deep interior: > 2 voxels from the region's boundary
+        # deep interior: more than 3 voxels from the region's boundary
         deep = ndimage.distance_transform_edt(m) > 3
         out[f"{name}_deep_fp"] = float(pred[c][deep].mean()) if deep.any() else float("nan")
         logit = np.log(np.clip(prob[c], 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(prob[c], 1e-7, 1 - 1e-7))
