@@ -20,12 +20,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 from scipy import ndimage
 
-from edge_networks.leaderboard import _regions
+from edge_networks.leaderboard import _regions, edge_target
 from edge_networks.metrics import edge_map_scores
-from transforms import label_to_edge
 
 REGIONS = ("WT", "TC", "ET")
 TOLERANCES = (1.0, 1.5, 2.0)
@@ -59,7 +57,7 @@ def score_case(edge_file: Path, label_file: Path) -> dict[str, dict[str, float]]
     gt = _regions(np.asarray(img.dataobj), "brats")
     masks = [gt[r] for r in REGIONS]
     union = np.any(masks, 0)
-    target = label_to_edge(torch.as_tensor(np.stack(masks)[None]), 3, mode="both", merge=True)[0, 0].numpy() > 0
+    target = edge_target(masks)
     pred = np.asarray(nib.load(str(edge_file)).dataobj).reshape(img.shape[:3]) > 0.5
     out = {}
     for name, m in {"edge head": pred, **reference_maps(target)}.items():

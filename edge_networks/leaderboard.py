@@ -60,7 +60,7 @@ from .data.synthetic import write_brats_dataset, write_kits_dataset
 from .data.synthetic.layouts2d import write_2d_dataset
 from .metrics import boundary_f_score, dice, edge_map_scores, hd95
 
-__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "PeakMemory",
+__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "edge_target", "PeakMemory",
            "plot_leaderboard", "write_montage", "main"]
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
@@ -362,6 +362,18 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
     return out
 
 
+def edge_target(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """An edge head's training target on a whole image: the union of the region masks' Sobel-support edges
+    (``label_to_edge(mode="both")``: the voxels on either side of each region's boundary), as a bool array of the
+    masks' shape (2D or 3D)."""
+    import torch
+
+    from transforms import label_to_edge
+
+    stack = np.stack([np.asarray(m, dtype=bool) for m in masks])
+    return label_to_edge(torch.as_tensor(stack[None]), stack.ndim - 1, mode="both", merge=True)[0, 0].numpy() > 0
+
+
 def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] = ("WT", "TC", "ET"),
                     convention: str = "brats", threshold: float = 0.5, layout: str | None = None) -> dict[str, float]:
     """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges
@@ -382,10 +394,6 @@ def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] 
         boundary, large for a blob); ``thickness``: predicted edge voxels per thin-boundary voxel (about 2 for a
         perfect copy of the target on large, well separated regions; more for a blob).
     """
-    import torch
-
-    from transforms import label_to_edge
-
     if layout:
         gt = _regions(_read_2d(label, layout), convention)
         prob = _read_2d(edge).astype(np.float32) / 255.0
@@ -398,9 +406,7 @@ def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] 
         gt = _regions(np.asarray(gt_img.dataobj), convention)
         pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
     masks = [gt[r] for r in regions]
-    target = label_to_edge(torch.as_tensor(np.stack(masks)[None]), len(pred.shape), mode="both",
-                           merge=True)[0, 0].numpy()
-    return edge_map_scores(pred, masks, target > 0)
+    return edge_map_scores(pred, masks, edge_target(masks))
 
 
 class PeakMemory:

@@ -21,3 +21,34 @@ def test_demo_trains_with_the_plain_edge_bce_unless_asked_for_the_papers(tmp_pat
     (train,) = calls
     assert train[:2] == ["run", "training"]
     assert train[train.index("--edge_bce_balanced") + 1] == balanced
+
+
+def test_overlays_show_the_edge_map_beside_its_training_target(tmp_path, monkeypatch):
+    import nibabel as nib
+    import numpy as np
+
+    from edge_networks.leaderboard import edge_target
+
+    g = np.indices((20, 20, 12)) - np.array([10, 10, 6])[:, None, None, None]
+    r = np.sqrt((g**2).sum(0))
+    label = np.where(r <= 5, 2, 0) + np.where(r <= 2, 2, 0)  # oedema around an enhancing core (BraTS values 2, 4)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+
+    def save(a, name):
+        nib.save(nib.Nifti1Image(a.astype(np.float32), affine), str(tmp_path / name))
+        return str(tmp_path / name)
+
+    item = {"case_id": "c", "label": save(label, "c_seg_gt.nii.gz"),
+            "image": [save(np.random.default_rng(i).random(label.shape), f"c_{i}.nii.gz") for i in range(4)]}
+    save(label, "c_seg.nii.gz")
+    save((r <= 5).astype(np.float32) * 0.9, "c_edge.nii.gz")  # a filled-blob edge map
+    rows = []
+    monkeypatch.setattr(demo, "save_montage", lambda r, png, scale: rows.extend(r))
+    demo._overlays([item], tmp_path, tmp_path / "o.png")
+    ((title, tiles),) = rows
+    assert title.endswith("edge probability | edge target") and len(tiles) == 6
+    target = edge_target([label > 0, label == 4])[:, :, 6]  # z = the tumour's middle slice
+    shown = np.ascontiguousarray(np.rot90(target)[:, ::-1])
+    np.testing.assert_array_equal(tiles[5][..., 0] == 255, shown)
+    centre = np.ascontiguousarray(np.rot90(r[:, :, 6] == 0)[:, ::-1])  # inside the core, off the target
+    assert not shown[centre].any() and (tiles[4][..., 0][centre] > 0).all()  # the blob fills it, the target not

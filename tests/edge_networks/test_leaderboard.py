@@ -358,3 +358,22 @@ def test_kits_edge_heads_are_scored_against_kidney_and_tumour_edges(tmp_path):
                   _nifti((label > 0).astype(np.float32), tmp_path / "b.nii.gz"))
     assert blob["edges/edge_bf2"] < 0.95
     assert "edges/edge_bf2" not in _score(METHODS["kits"]["segresnet"], "kits", pred, item)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_edge_target_is_the_union_of_both_sides_of_every_region_boundary(spatial_dims):
+    from scipy import ndimage
+
+    from edge_networks.leaderboard import edge_target
+
+    g = np.indices((24,) * spatial_dims) - 12
+    r = np.sqrt((g**2).sum(0))
+    outer, inner = r <= 8, (r <= 4) & (g[0] > -2)  # nested regions, the inner one not a ball
+    cube = np.ones((3,) * spatial_dims, bool)  # the Sobel kernel's support
+    expected = np.zeros_like(outer)
+    for m in (outer, inner):
+        expected |= (m & ~ndimage.binary_erosion(m, cube)) | (ndimage.binary_dilation(m, cube) & ~m)
+    got = edge_target([outer, inner])
+    assert got.dtype == bool and got.shape == outer.shape
+    np.testing.assert_array_equal(got, expected)
+    assert not got[(12,) * spatial_dims] and not got[(0,) * spatial_dims]  # centre and far corner off it
