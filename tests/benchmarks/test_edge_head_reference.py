@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import torch
 from scipy import ndimage
 
+from edge_networks.leaderboard import edge_target
 from tests.helpers import REPO
-from transforms import label_to_edge
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from edge_head_reference import far_core_fp, reference_maps  # noqa: E402
@@ -22,7 +21,7 @@ def _ball(radius: float = 9.0, size: int = 32) -> np.ndarray:
 
 def test_far_core_fp_blob_boundary_and_blur():
     ball = _ball()
-    target = label_to_edge(torch.as_tensor(ball[None, None]), 3, mode="both")[0, 0].numpy()
+    target = edge_target([ball])
     refs = reference_maps(target)
     assert refs["target"] is target
     grown = refs["target grown 1 voxel (6-connected)"]
