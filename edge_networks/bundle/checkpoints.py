@@ -8,7 +8,9 @@ out-of-memory kill) is left with no checkpoint or a truncated one. What the bund
   renamed over the target (``os.replace``), so a file named ``*.pt`` is always complete. A fixed file name
   (``model.pt``) is replaced, never deleted first.
 - :class:`ResumableCheckpointSaver`: after every epoch (after validation and the LR step), the whole training state
-  as ``last_checkpoint_epoch=N.pt``, keeping the newest two, plus ``model_last.pt`` at the end, as before.
+  as ``last_checkpoint_epoch=N.pt``, keeping the newest two, plus ``model_last.pt`` at the end, as before. It
+  writes no checkpoint whose weights hold a NaN or an infinity: training stops instead
+  (:class:`~edge_networks.bundle.handlers.NonFiniteLossError`), and the last finite checkpoint stays the newest.
 - :class:`TrainingState`: what else a continued run needs to match an uninterrupted one: the evaluator's best metric
   and its epoch, the best-model saver's record (so ``model.pt`` is only replaced by a better model), and the random
   states (torch, CUDA, NumPy, Python, and every random transform of the training dataset).
@@ -34,6 +36,7 @@ from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 from monai.transforms import Randomizable
 
+from .handlers import NonFiniteLossError, StopOnNonFiniteLoss
 from .helpers import flag
 
 __all__ = [
@@ -261,7 +264,25 @@ class ResumableCheckpointSaver:
                                self.save_dir / name)
                 (self.save_dir / name).unlink()
 
+    def _non_finite(self) -> list[str]:
+        """The model's floating-point tensors that hold a NaN or an infinity (empty: safe to save)."""
+        model = self.save_dict.get("model")
+        if model is None or not hasattr(model, "state_dict"):
+            return []
+        return [k for k, v in model.state_dict().items()
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+
     def _epoch_completed(self, trainer: Engine) -> None:
+        bad = self._non_finite()
+        if bad:
+            # the loss of the epoch's last step was finite but its gradient was not: a checkpoint now would be the
+            # one --resume picks, so none is written
+            last = find_resume_checkpoint(self.save_dir)
+            raise NonFiniteLossError(
+                f"training stopped: after epoch {trainer.state.epoch} (iteration {trainer.state.iteration}) the "
+                f"weights are not finite ({len(bad)} tensors, e.g. {bad[0]}); no checkpoint was written. "
+                + (f"The last finite checkpoint is {last}: `--resume true` continues from it. " if last else "")
+                + "Try: " + "; ".join(StopOnNonFiniteLoss.DEFAULT_HINTS) + ".")
         # ignite removes the worst checkpoint before writing when n_saved is reached; keeping one spare slot and
         # trimming after the write leaves the newest n_saved complete at every moment
         self.epochs(trainer)
@@ -270,7 +291,12 @@ class ResumableCheckpointSaver:
             self.epochs.save_handler.remove(oldest.filename)
 
     def _exception_raised(self, trainer: Engine, e: Exception) -> None:
-        self.final(trainer)
+        bad = self._non_finite()
+        if bad:
+            logger.error("%s not written: %d of the model's tensors are not finite (e.g. %s)",
+                         self.save_dir / self.final.save_handler.filename, len(bad), bad[0])
+        else:
+            self.final(trainer)
         raise e
 
 

@@ -33,8 +33,6 @@ __all__ = [
     "check_output_dirs",
     "AtomicMetricsSaver",
     "poly_lr",
-    "cpu_supports_bf16",
-    "AutocastInferer",
     "FlipTTAInferer",
     "select_channel",
     "with_roi",
@@ -281,45 +279,6 @@ def poly_lr(max_epochs: int, power: float = 0.9) -> Callable[[int], float]:
         return max(0.0, 1.0 - epoch / max(1, max_epochs)) ** power
 
     return factor
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bfloat16 matrix kernels natively (oneDNN AVX512-BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class AutocastInferer(Inferer):
-    """Run an inferer's network calls under CPU bfloat16 autocast, returning float32 outputs.
-
-    MONAI's engines autocast only on CUDA (``amp=True``); this gives CPU users the bf16 speed-up. Each network
-    call is autocast and cast back to float32, so sliding-window stitching and the loss stay in float32. On
-    other devices, or with ``enabled=False``, the wrapped inferer runs unchanged.
-
-    Args:
-        inferer: the inferer to wrap (SimpleInferer, SlidingWindowInferer, SliceInferer, ...).
-        enabled: switch (``False``: float32 everywhere).
-        dtype: autocast dtype.
-    """
-
-    def __init__(self, inferer: Inferer, enabled: bool = True, dtype: torch.dtype = torch.bfloat16) -> None:
-        super().__init__()
-        self.inferer = inferer
-        self.enabled = enabled
-        self.dtype = dtype
-
-    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self.enabled or inputs.device.type != "cpu":
-            return self.inferer(inputs, network, *args, **kwargs)
-
-        def autocast_network(x: torch.Tensor, *a: Any, **k: Any) -> Any:
-            with torch.autocast("cpu", dtype=self.dtype):
-                out = network(x, *a, **k)
-            return out.float() if isinstance(out, torch.Tensor) else out
-
-        return self.inferer(inputs, autocast_network, *args, **kwargs)
 
 
 def _flip_variants(spatial_dims: int, rot90: bool) -> list[tuple[int, tuple[int, ...]]]:

@@ -8,8 +8,12 @@
 - ``"checkpoint_write"``: while the n-th epoch checkpoint is being written, with half of its bytes on disk.
 - ``"image_write"``: while the n-th NIfTI or PNG output is being written (MONAI's ``NibabelWriter.write`` /
   ``PILWriter.write``, which the project's atomic writers call with their temporary name), half of it on disk.
+- ``"nan_loss"``: from the n-th training iteration on, the bundle's loss returns NaN.
+- ``"nan_grad"``: from the n-th training iteration on, the loss stays finite but its gradient is NaN (what a wrong
+  bfloat16 weight gradient does): the weights turn NaN at that step.
 
-Nothing is cleaned up or flushed: ``SIGKILL`` is what a pre-empted node or the out-of-memory killer sends.
+Nothing is cleaned up or flushed: ``SIGKILL`` is what a pre-empted node or the out-of-memory killer sends. The two
+NaN points kill nothing: the process must stop by itself.
 """
 
 from __future__ import annotations
@@ -85,6 +89,26 @@ def install(point: str, n: int) -> None:
                 return _original(self, filename, *args, **kwargs)
 
             writer.write = _write
+    elif point in ("nan_loss", "nan_grad"):
+        original_iteration = SupervisedTrainer._iteration
+
+        def _poisoned(self, engine, batchdata):
+            if not getattr(engine, "_poisoned", False):
+                real = engine.loss_function
+
+                def loss_function(pred, target):
+                    loss = real(pred, target)
+                    if engine.state.iteration < n:
+                        return loss
+                    if point == "nan_loss":
+                        return loss * float("nan")
+                    return loss + torch.sqrt(pred.float().sum() * 0.0)  # 0 forward, inf * 0 = NaN backward
+
+                engine.loss_function = loss_function
+                engine._poisoned = True
+            return original_iteration(self, engine, batchdata)
+
+        SupervisedTrainer._iteration = _poisoned
     else:
         raise ValueError(f"unknown fault point {point!r}")
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from monai.transforms import LoadImage
 
+from edge_networks.bundle import find_resume_checkpoint
 from tests.bundles.faults import prelude
 from tests.helpers import SMALL, bundle_cli_chain, cli_overrides, config_path, layout, small_parser
 
@@ -30,6 +31,42 @@ KILLS = {
 
 def _load_all(models: Path) -> dict[str, dict]:
     return {p.name: torch.load(p, map_location="cpu", weights_only=False) for p in sorted(models.glob("*.pt"))}
+
+
+# (fault point, first poisoned iteration) -> (what the error says, the newest epoch checkpoint left)
+NAN_FAULTS = {
+    # epoch 3's first iteration: its loss is NaN, no step is taken with it
+    ("nan_loss", 5): ("training stopped: the loss is nan at epoch 3, iteration 1 of 2 (iteration 5 overall)", 2),
+    # epoch 2's last step takes a NaN gradient: the weights are NaN when epoch 2's checkpoint is due
+    ("nan_grad", 4): ("training stopped: after epoch 2 (iteration 4) the weights are not finite", 1),
+}
+
+
+@pytest.mark.parametrize("fault", list(NAN_FAULTS), ids=[f[0] for f in NAN_FAULTS])
+def test_non_finite_loss_stops_training_and_keeps_the_last_finite_checkpoint(fault, brats_root, tmp_path):
+    """A loss that turns NaN (or finite losses whose gradient is NaN) stops the bundle's training with an error that
+    names the epoch and iteration, the last finite checkpoint and what to try; no checkpoint with NaN weights is
+    written, and the newest checkpoint, the one ``--resume true`` loads, is the last finite epoch's."""
+    name = "egcnn_brats"
+    said, epoch = NAN_FAULTS[fault]
+    root = tmp_path / "bundle"
+    proc = bundle_cli_chain([["run", "training", "--config_file", config_path(name, "train.json"), "--bundle_root",
+                              str(root), "--dataset_dir", str(brats_root), "--num_workers", "0",
+                              *cli_overrides(SMALL[name]), "--batch_size", "1", "--epochs", str(EPOCHS),
+                              "--val_interval", "1"]], prelude=prelude(*fault))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode not in (0, -9), log[-3000:]
+    assert "NonFiniteLossError" in log and said in log, log[-3000:]
+    models = root / "models"
+    newest = models / f"last_checkpoint_epoch={epoch}.pt"
+    assert f"The last finite checkpoint is {newest}: `--resume true` continues from it." in log, log[-3000:]
+    assert "--cpu_bf16 false" in log and "--learning_rate" in log
+    assert find_resume_checkpoint(models) == str(newest)
+    assert not list(models.glob(f"last_checkpoint_epoch={epoch + 1}.pt"))
+    for path in models.glob("*.pt"):  # every checkpoint left (epoch, model.pt, model_last.pt) holds finite weights
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = state.get("model", state)
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()), path.name
 
 
 @pytest.mark.parametrize("name", ["egcnn_brats", "cenet_em"])

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
-from monai.inferers import SimpleInferer, SlidingWindowInferer
+from monai.inferers import SimpleInferer
 
-from edge_networks import EGCNN
 from edge_networks.bundle import (
-    AutocastInferer,
     FlipTTAInferer,
     case_name_formatter,
     flag,
@@ -27,33 +25,6 @@ def test_poly_lr_schedule():
     f = poly_lr(10, 0.9)
     assert f(0) == 1.0 and f(10) == 0.0
     assert f(5) == pytest.approx(0.5**0.9)
-
-
-def test_autocast_inferer_bf16_close_to_float32_and_switchable():
-    net = EGCNN(3, 4, 3, backbone_kwargs={"init_filters": 8}).eval()
-    x = torch.randn(1, 4, 32, 32, 32)
-    with torch.no_grad():
-        ref = SimpleInferer()(x, net)
-        off = AutocastInferer(SimpleInferer(), enabled=False)(x, net)
-        bf16 = AutocastInferer(SlidingWindowInferer((16, 16, 16), overlap=0.0), enabled=True)(x, net)
-        window = SlidingWindowInferer((16, 16, 16), overlap=0.0)
-        plain_window = window(x, net)
-    assert torch.equal(off, ref)
-    assert bf16.dtype == torch.float32  # stitched and returned in float32
-    assert not torch.equal(bf16, plain_window)  # autocast really ran: the same windows differ from float32
-    assert (bf16 - plain_window).abs().max() < 0.1 * ref.abs().max()
-    seen = []
-
-    class Probe(torch.nn.Module):  # what the network sees: autocast on, and its convolutions computed in bf16
-        def forward(self, t):
-            seen.append((torch.is_autocast_enabled("cpu"), torch.nn.functional.conv3d(t, torch.ones(1, 4, 1, 1, 1))
-                         .dtype))
-            return t
-
-    with torch.no_grad():
-        AutocastInferer(SimpleInferer(), enabled=True)(x, Probe())
-        AutocastInferer(SimpleInferer(), enabled=False)(x, Probe())
-    assert seen == [(True, torch.bfloat16), (False, torch.float32)]
 
 
 def test_case_name_formatter():
