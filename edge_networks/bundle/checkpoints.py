@@ -22,6 +22,7 @@ out-of-memory kill) is left with no checkpoint or a truncated one. What the bund
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import re
 import warnings
@@ -48,6 +49,9 @@ __all__ = [
     "find_resume_checkpoint",
     "random_transforms",
     "resume_path",
+    "load_checkpoint",
+    "numpy_state_to_plain",
+    "numpy_state_from_plain",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,6 +132,28 @@ def random_transforms(root: Any) -> list[Randomizable]:
     return found
 
 
+def numpy_state_to_plain(state: tuple) -> tuple:
+    """A ``numpy.random.RandomState.get_state()`` tuple with its key array as an int64 tensor: what
+    ``torch.load(weights_only=True)`` accepts (it refuses NumPy arrays)."""
+    name, keys, pos, has_gauss, cached = state
+    return (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def numpy_state_from_plain(state: tuple) -> tuple:
+    """The inverse of :func:`numpy_state_to_plain`; a NumPy state tuple (older checkpoints) passes unchanged."""
+    name, keys, pos, has_gauss, cached = state
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys
+    return name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
+def _plain(item: Any) -> Any:
+    """A best-model saver's record ``(priority, filename)`` with the priority as a Python number."""
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        priority = item[0]
+        return [float(priority) if isinstance(priority, (np.floating, torch.Tensor, float)) else priority, item[1]]
+    return item
+
+
 class TrainingState:
     """The parts of a training run that are not the model, optimiser, scheduler or trainer counters.
 
@@ -157,21 +183,24 @@ class TrainingState:
         return [] if self.dataset is None else random_transforms(self.dataset)
 
     def state_dict(self) -> dict:
+        """Tensors and plain Python values only, so a checkpoint loads with ``torch.load``'s default
+        ``weights_only=True`` (NumPy's random states are kept as tensors, see :func:`numpy_state_to_plain`)."""
         state: dict[str, Any] = {
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": np.random.get_state(),  # noqa: NPY002 - the global stream MONAI seeds
+                "numpy": numpy_state_to_plain(np.random.get_state()),  # noqa: NPY002 - the stream MONAI seeds
                 "python": random.getstate(),
-                "transforms": [t.R.get_state() for t in self._transforms()],
+                "transforms": [numpy_state_to_plain(t.R.get_state()) for t in self._transforms()],
             }
         }
         if self.evaluator is not None:
-            state["best_metric"] = self.evaluator.state.best_metric
-            state["best_metric_epoch"] = self.evaluator.state.best_metric_epoch
+            state["best_metric"] = float(self.evaluator.state.best_metric)
+            state["best_metric_epoch"] = int(self.evaluator.state.best_metric_epoch)
         key = getattr(self.best_saver, "_key_metric_checkpoint", None)
         if key is not None:
-            state["best_saver"] = key.state_dict()
+            state["best_saver"] = {k: [_plain(item) for item in v] if isinstance(v, list) else v
+                                   for k, v in key.state_dict().items()}
         return state
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -187,7 +216,7 @@ class TrainingState:
         torch.set_rng_state(rng["torch"])
         if torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(rng["numpy"])  # noqa: NPY002
+        np.random.set_state(numpy_state_from_plain(rng["numpy"]))  # noqa: NPY002
         random.setstate(rng["python"])
         transforms = self._transforms()
         if len(transforms) != len(rng["transforms"]):
@@ -196,7 +225,7 @@ class TrainingState:
                           stacklevel=2)
             return
         for transform, value in zip(transforms, rng["transforms"]):
-            transform.R.set_state(value)
+            transform.R.set_state(numpy_state_from_plain(value))
 
 
 class ResumableCheckpointSaver:
@@ -300,6 +329,18 @@ class ResumableCheckpointSaver:
         raise e
 
 
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load`` with its default ``weights_only=True``: every checkpoint this release writes holds tensors and
+    plain Python values only. A checkpoint of an earlier release (NumPy random states) is loaded with
+    ``weights_only=False`` after a warning: load only checkpoints you trust."""
+    try:
+        return torch.load(path, map_location=map_location)
+    except pickle.UnpicklingError:
+        warnings.warn(f"{path}: written by an earlier release (NumPy objects inside); loading it with "
+                      "weights_only=False", stacklevel=2)
+        return torch.load(path, map_location=map_location, weights_only=False)
+
+
 def find_resume_checkpoint(ckpt_dir: str | Path) -> str | None:
     """The newest ``last_checkpoint_epoch=N.pt`` in ``ckpt_dir`` that loads, or None if there is none.
 
@@ -313,7 +354,7 @@ def find_resume_checkpoint(ckpt_dir: str | Path) -> str | None:
                    reverse=True)
     for _, path in found:
         try:
-            torch.load(path, map_location="cpu", weights_only=False)
+            load_checkpoint(path)
         except Exception as e:  # noqa: BLE001 - any unreadable file is skipped, with its reason
             logger.warning("%s does not load (%s: %s); trying an older checkpoint", path, type(e).__name__, e)
             continue
@@ -339,7 +380,7 @@ def attach_resume(trainer: Engine, load_dict: Mapping, path: str | Path | None,
         raise FileNotFoundError(f"{path}: checkpoint to resume from does not exist.")
 
     def _load(engine: Engine) -> None:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = load_checkpoint(path, map_location)
         present = {k: v for k, v in load_dict.items() if k in checkpoint}
         for k in sorted(set(load_dict) - set(present)):
             warnings.warn(f"{path}: no '{k}' in this checkpoint; it starts fresh", stacklevel=2)

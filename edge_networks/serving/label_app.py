@@ -10,7 +10,15 @@ another folder (default: this repository's ``bundles/``). Every bundle gets an i
 ``configs/inference.json``, weights ``models/model.pt`` or else ``models/model.ts``); 3D bundles also get a train
 task (``configs/train.json``, MONAI Label's datastore as the datalist).
 
-Studies: one image file per study. A 2D bundle's study is a PNG, JPEG or TIFF photograph (DRIVE, ORIGA, ...), and
+Studies are found in the ``--studies`` folder (not its subfolders): each file whose suffix a served bundle reads
+is one study, its id the file name without the suffix (``BRATS_001.nii.gz`` -> ``BRATS_001``). The suffixes are
+those of the served bundles -- NIfTI (``.nii.gz``, ``.nii``) for the 3D bundles, PNG, JPEG, BMP, GIF, TIFF and DICOM
+(``.dcm``, ``.dicom``) files for the 2D ones -- plus any ``MONAI_LABEL_DATASTORE_FILE_EXT`` sets. Clients name
+studies by id only, never by path (:mod:`.ids`): an id that is absolute, holds ``..`` or a separator, or is not in
+the datastore gets 404 ``study 'ID' not found`` before any file is opened. Requests run in worker threads and
+queue per model (:mod:`.routes`), so ``/info`` answers during an inference.
+
+A study: one image file. A 2D bundle's study is a PNG, JPEG, TIFF or DICOM photograph (DRIVE, ORIGA, ...), and
 its label comes back as a PNG of the study's size with the bundle's label values (0/255 masks, class indices for
 OCT). A BraTS study is one 4D NIfTI with the four contrasts in the Decathlon
 Task01 order (FLAIR, T1w, T1gd, T2w: the bundles' channel order); a KiTS study is the CT volume. The label
@@ -23,7 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,17 +42,22 @@ import nibabel as nib
 import numpy as np
 from fastapi import HTTPException
 from monai.transforms import SaveImaged
+from monailabel.config import settings
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 from PIL import Image
 
 from .. import __version__
-from ..bundle import REPO_BUNDLES
+from ..bundle import REPO_BUNDLES, flag
 from ..data.image2d import IMAGE_2D_SUFFIXES, read_image_2d
 from ..data.layouts import LAYOUTS
+from .ids import SafeLocalDatastore, check_id, extension_patterns, scrub_paths
+from .routes import allowed_paths, run_endpoints_in_threads
 
-__all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles", "check_study"]
+__all__ = ["EdgeSegApp", "EdgeBundleInferTask", "EdgeBundleTrainTask", "served_bundles", "check_study",
+           "study_extensions"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +104,34 @@ def _input_spec(bundle: Path) -> tuple[int, bool, int]:
     return len(image["spatial_shape"]), image_files, channels
 
 
-def check_study(path: str, model: str, bundle: Path) -> None:
-    """Refuse, with an HTTP 4xx that says why, a study ``model`` cannot segment, before any work starts.
+VOLUME_SUFFIXES = (".nii.gz", ".nii")
+
+
+def study_extensions(bundles) -> list[str]:
+    """The datastore's file patterns for ``bundles`` (bundle folders): the suffixes their studies may have (2D
+    image files and DICOM for bundles that read photographs, NIfTI for the others), plus those of
+    ``MONAI_LABEL_DATASTORE_FILE_EXT`` when it is set."""
+    suffixes: list[str] = []
+    for bundle in bundles:
+        suffixes += IMAGE_2D_SUFFIXES if _input_spec(Path(bundle))[1] else VOLUME_SUFFIXES
+    patterns = extension_patterns(dict.fromkeys(suffixes))
+    if os.environ.get("MONAI_LABEL_DATASTORE_FILE_EXT"):
+        patterns += [p for p in settings.MONAI_LABEL_DATASTORE_FILE_EXT if p not in patterns]
+    return patterns
+
+
+def check_study(path: str, model: str, bundle: Path, name: str | None = None) -> None:
+    """Refuse, with an HTTP 4xx that says why, a study ``model`` cannot segment, before any work starts. Messages
+    name the study by ``name`` (its id or the uploaded file's name; defaults to the file name), never by its path.
 
     Raises:
         HTTPException: 404 no such file; 415 not an image file this bundle reads (the file's first bytes do not
             parse); 422 an image of the wrong kind (a 2D photograph for a 3D model, a volume for a photograph
             model, the wrong number of channels).
     """
-    name = Path(path).name
+    name = name or Path(path).name
     if not path or not Path(path).is_file():
-        raise HTTPException(status_code=404, detail=f"study {name or path!r} not found")
+        raise HTTPException(status_code=404, detail=f"study {name!r} not found")
     _, image_files, channels = _input_spec(bundle)
     is_photo = path.lower().endswith(IMAGE_2D_SUFFIXES)
     if image_files and not is_photo:
@@ -109,15 +141,16 @@ def check_study(path: str, model: str, bundle: Path) -> None:
         try:
             read_image_2d(path)
         except Exception as e:  # noqa: BLE001 - any reader failure is the client's file
-            raise HTTPException(status_code=415, detail=f"study {name!r} is not a readable image: {e}") from None
+            raise HTTPException(status_code=415, detail=scrub_paths(f"study {name!r} is not a readable image: {e}")
+                                ) from None
         return
     if is_photo:
         raise HTTPException(status_code=422, detail=f"{model} segments volumes; study {name!r} is a 2D image")
     try:
         shape = nib.load(path).shape
     except Exception as e:  # noqa: BLE001
-        raise HTTPException(status_code=415, detail=f"study {name!r} is not a NIfTI volume this model reads: "
-                                                    f"{type(e).__name__}: {e}") from None
+        raise HTTPException(status_code=415, detail=scrub_paths(f"study {name!r} is not a NIfTI volume this model "
+                                                                f"reads: {type(e).__name__}: {e}")) from None
     got = shape[3] if len(shape) == 4 else 1 if len(shape) == 3 else None
     if got is None or got != channels:
         raise HTTPException(status_code=422, detail=f"{model} needs a volume with {channels} channel(s) "
@@ -183,10 +216,12 @@ class EdgeBundleTrainTask(BundleTrainTask):
 
 
 class EdgeSegApp(MONAILabelApp):
-    """Infer with every served bundle, train the 3D ones (see the module docstring for ``--conf`` keys)."""
+    """Infer with every served bundle, train the 3D ones (see the module docstring for ``--conf`` keys, the studies
+    it lists and the id rules)."""
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         self.bundles = served_bundles(conf.get("bundles", str(REPO_BUNDLES)), conf.get("models", "all"))
+        self._queues = {name: threading.Lock() for name in self.bundles}
         logger.info("serving bundles: %s", {k: str(v) for k, v in self.bundles.items()})
         super().__init__(
             app_dir=app_dir,
@@ -198,20 +233,66 @@ class EdgeSegApp(MONAILabelApp):
             version=__version__,
         )
 
+    def init_datastore(self):
+        """A :class:`~.ids.SafeLocalDatastore` of the studies folder listing every format a served bundle reads
+        (a remote datastore -- DICOMweb, XNAT, DSA -- as MONAI Label makes it)."""
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        return SafeLocalDatastore(self.studies, extensions=study_extensions(self.bundles.values()),
+                                  auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+                                  read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY)
+
+    def server_mode(self, mode: bool) -> None:
+        """MONAI Label calls this once its web app runs: its blocking handlers then move to worker threads."""
+        super().server_mode(mode)
+        if mode:
+            import monailabel.app
+
+            replaced = run_endpoints_in_threads(monailabel.app.app)
+            logger.info("%d request handlers run in worker threads", len(replaced))
+
     def infer(self, request, datastore=None):
-        """MONAI Label's ``infer``, with the request checked first: an unknown model, a missing study or a study the
-        model cannot read is answered with an HTTP 4xx and a message (MONAI Label's own checks raise plain
-        exceptions, which reach the client as a 500)."""
+        """MONAI Label's ``infer``, with the request checked first: an unknown model, a study id that is not a
+        datastore id, a study the model cannot read is answered with an HTTP 4xx and a message that names the study,
+        not a server path (MONAI Label's own checks raise plain exceptions, which reach the client as a 500, and it
+        takes any existing path as a study). Requests for one model wait for each other."""
         model = request.get("model")
         if model not in self._infers:
             raise HTTPException(status_code=404, detail=f"no model {model!r}; served: {sorted(self._infers)}")
+        request = dict(request)
         image = request.get("image")
-        if isinstance(image, str):
-            path = image if Path(image).is_file() else (datastore or self.datastore()).get_image_uri(image)
-            if not path:
-                raise HTTPException(status_code=404, detail=f"study {image!r} not found")
-            check_study(path, model, self.bundles[model])
-        return super().infer(request, datastore)
+        allowed = allowed_paths()
+        study_id = None
+        if not isinstance(image, str) or not image:
+            raise HTTPException(status_code=422, detail="no study: pass ?image=<study id>, a file or a session_id")
+        if image in allowed:
+            path, name = image, allowed[image]
+        else:
+            store = datastore or self.datastore()
+            path, name, study_id = store.get_image_uri(check_id(image)), image, image
+        if request.get("label") not in (None, *allowed):
+            request.pop("label")  # only this request's own upload
+        check_study(path, model, self.bundles[model], name)
+        save_label = flag(request.get("save_label", False)) and study_id is not None
+        request.update(image=path, save_label=False)
+        with self._queues[model]:
+            result = super().infer(request, datastore)
+        if save_label and result.get("file"):
+            tag = check_id(request.get("label_tag", DefaultLabelTag.ORIGINAL.value), "label tag")
+            result["label"] = (datastore or self.datastore()).save_label(
+                study_id, result["file"], tag, {"model": model, "params": result.get("params")})
+        return result
+
+    def _known(self, kind: str, name: Any, available: dict) -> None:
+        if (name or None) is not None and name not in available:
+            raise HTTPException(status_code=404, detail=f"no {kind} {name!r}; available: {sorted(available)}")
+
+    def next_sample(self, request):
+        """MONAI Label's active learning, with an unknown strategy answered 404 and no server path in the answer."""
+        self._known("strategy", request.get("strategy"), self._strategies)
+        result = super().next_sample(request)
+        result.pop("path", None)
+        return result
 
     def init_infers(self):
         infers = {}

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
+import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import nibabel as nib
 import numpy as np
@@ -28,12 +32,14 @@ from tests.helpers import (
     REPO,
     REPRESENTATIVE,
     SMALL,
+    asymmetric,
     bundle_cli,
     discovered_bundles,
     is_image2d,
     label_values,
     layout,
     read_json,
+    write_dicom,
 )
 
 # CI serves the representative 3D and 2D bundles, egcnn_kits (the one with Spacingd, which MONAI Label's
@@ -41,7 +47,9 @@ from tests.helpers import (
 # one label image of values 0/1/2) and banet_rim_one (BA-Net, whose network returns deep-supervision outputs in
 # training); make test-all serves every bundle.
 SERVED = tuple(dict.fromkeys((*REPRESENTATIVE, "egcnn_kits", "etnet_refuge", "banet_rim_one")))
-EXTRA = {"num_workers": 0, "sw_overlap": 0.25}
+# float32 on every CPU: the served and the command-line labels are compared voxel for voxel (bf16 autocast, the
+# default on CPUs with native bfloat16, is not bit-reproducible between the two processes)
+EXTRA = {"num_workers": 0, "sw_overlap": 0.25, "cpu_bf16": False}
 BRATS_LABELS = {"necrotic tumour core": 1, "peritumoral edema": 2, "enhancing tumour": 4}
 
 
@@ -93,6 +101,16 @@ def _studies(brats_root: Path, kits_root: Path, dest: Path, fundus_root: Path) -
     for name, ext in (("FUNDUS_PNG", ".png"), ("FUNDUS_JPG", ".jpg")):
         Image.fromarray(photo).save(dest / f"{name}{ext}")
         images[name] = dest / f"{name}{ext}"
+    # a DICOM study (a grey radiograph-like image; the 2D bundles read DICOM files)
+    images["XRAY_DCM"] = write_dicom(dest / "XRAY_DCM.dcm", asymmetric(40, 56).astype(np.uint16) * 16)
+    # files outside the studies folder that no request may read: readable images, their access time set far back
+    outside = dest.parent / "outside"
+    outside.mkdir()
+    Image.fromarray(photo).save(outside / "SECRET.png")
+    shutil.copy(kits["image"], outside / "SECRET.nii.gz")
+    for f in outside.iterdir():
+        os.utime(f, (1_000_000, f.stat().st_mtime))
+    images["outside"] = outside
     return images
 
 
@@ -207,6 +225,17 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
     np.testing.assert_array_equal(np.asarray(served.dataobj), np.asarray(nib.load(str(cli)).dataobj))
 
     _wrong_input_gets_a_4xx(server, tmp_path)
+    _bad_requests_read_nothing(server)
+
+    # a DICOM file of the studies folder is a study, listed and segmented by its id
+    assert "XRAY_DCM" in requests.get(f"{server['url']}/datastore/", params={"output": "all"}, timeout=30).json()[
+        "objects"]
+    xray = _infer_2d(server, "cenet_drive", "XRAY_DCM", tmp_path)
+    assert xray.shape == (40, 56) and set(np.unique(xray).tolist()) <= {0, 255}
+
+    # the server keeps answering while it infers: four clients on one 2D model queue, one 3D inference
+    _info_answers_during_inference(server, "cenet_drive", "FUNDUS_PNG", 4)
+    _info_answers_during_inference(server, "egcnn_kits", "KITS_000", 1)
 
     models_dir = server["bundles"] / "egcnn_brats" / "models"
     before = (models_dir / "model.pt").stat().st_mtime
@@ -231,8 +260,7 @@ def test_server_info_infer_train(server, brats_root, tmp_path):
 
 
 def _wrong_input_gets_a_4xx(server, tmp_path):
-    """Wrong input over the API: an HTTP 4xx with a message (never a 500), and the server keeps answering; ids with
-    ``../`` (plain or URL-encoded) cannot read files outside the datastore."""
+    """Wrong input over the API: an HTTP 4xx with a message (never a 500), and the server keeps answering."""
     url = server["url"]
     r = requests.put(f"{url}/datastore/image", params={"image": "JUNK"},
                      files={"file": ("junk.nii.gz", b"this is not an image")}, timeout=60)
@@ -242,18 +270,100 @@ def _wrong_input_gets_a_4xx(server, tmp_path):
                                ("cenet_drive", "BRATS_000", 422),  # a volume to a photograph model
                                ("egcnn_kits", "BRATS_000", 422),  # 4 channels to a 1-channel model
                                ("no_such_model", "BRATS_000", 404),
-                               ("egcnn_brats", "NO_SUCH_STUDY", 404)):
+                               ("egcnn_brats", "NO_SUCH_STUDY", 404),
+                               ("egcnn_brats", "", 422)):  # no study at all
         r = requests.post(f"{url}/infer/{model}", params={"image": image, "output": "image"},
                           data={"params": "{}"}, timeout=120)
         assert r.status_code == code, (model, image, r.status_code, r.text[-1000:])
         assert "Traceback" not in r.text and r.json()["detail"], r.text[-1000:]
-    for path in ("/datastore/image?image=../../../../etc/passwd", "/datastore/image?image=..%2F..%2F..%2Fetc%2Fpasswd",
-                 "/datastore/image?image=%2Fetc%2Fpasswd", "/datastore/label?label=../../../../etc/passwd&tag=final",
-                 "/datastore/label?label=%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd&tag=final",
-                 "/datastore/image?image=..%2F..%2Fserver.log"):
-        r = requests.get(url + path, timeout=30)
-        assert r.status_code == 404 and "root:" not in r.text, (path, r.status_code, r.text[:200])
     assert requests.get(f"{url}/info/", timeout=30).ok
+
+
+# ids that must never leave the studies folder: plain, URL-encoded once and twice (the client sends them as written
+# in the URL), absolute; each answered like a missing study
+TRAVERSALS = ["../outside/SECRET", "../outside/SECRET.png", "..%2Foutside%2FSECRET.png",
+              "%2e%2e%2foutside%2fSECRET.png", "..%252foutside%252fSECRET.png", "..%5Coutside%5CSECRET.png",
+              "%2Fetc%2Fpasswd", "..", "."]
+
+
+def _bad_requests_read_nothing(server):
+    """The catalogue of bad requests against every endpoint that takes a study or label id: 4xx with a message that
+    names no server path, never a 500; ids that point outside the studies folder get the answer a missing study
+    gets, and no file outside is opened (its access time is unchanged); the server still answers /info."""
+    url, outside = server["url"], server["images"]["outside"]
+    tmp_root = outside.parent
+    secrets = {p: p.stat().st_atime for p in outside.iterdir()}
+    absolute = [str(outside / "SECRET.png"), str(outside / "SECRET.nii.gz"), "/etc/passwd"]
+    calls = []  # (method, url, kwargs, expected status)
+    for raw in TRAVERSALS + [a.replace("/", "%2F") for a in absolute]:
+        for model in ("cenet_drive", "egcnn_kits"):
+            calls.append(("post", f"{url}/infer/{model}?image={raw}&output=image", {"data": {"params": "{}"}}, 404))
+        calls += [("get", f"{url}/datastore/image?image={raw}", {}, 404),
+                  ("get", f"{url}/datastore/image/info?image={raw}", {}, 404),
+                  ("get", f"{url}/datastore/label?label={raw}&tag=final", {}, 404),
+                  ("get", f"{url}/datastore/label?label=BRATS_000&tag={raw}", {}, 404),
+                  ("put", f"{url}/datastore/image?image={raw}",
+                   {"files": {"file": ("x.nii.gz", server["images"]["KITS_000"].read_bytes())}}, 404),
+                  ("put", f"{url}/datastore/label?image={raw}&tag=final",
+                   {"files": {"label": ("x.nii.gz", b"0")}}, 404),
+                  ("put", f"{url}/datastore/label?image=BRATS_000&tag={raw}",
+                   {"files": {"label": ("x.nii.gz", b"0")}}, 404),
+                  ("post", f"{url}/infer/cenet_drive?session_id={raw}&output=image", {"data": {"params": "{}"}}, 404)]
+    # the study named in params (MONAI Label merges params into the request after the query's image)
+    for path in absolute:
+        calls.append(("post", f"{url}/infer/cenet_drive?image=FUNDUS_PNG&output=image",
+                      {"data": {"params": json.dumps({"image": path})}}, 404))
+    calls += [("post", f"{url}/infer/cenet_drive?image=FUNDUS_PNG", {"data": {"params": "not json"}}, 422),
+              ("post", f"{url}/infer/cenet_drive", {"data": {"params": "{}"}}, 422),  # no study at all
+              ("post", f"{url}/infer/cenet_drive?image=", {"data": {"params": "{}"}}, 422),
+              ("get", f"{url}/datastore/image?image=NO_SUCH_STUDY", {}, 404),
+              ("post", f"{url}/activelearning/no_such_strategy", {"json": {}}, 404)]
+    for method, address, kwargs, code in calls:
+        r = getattr(requests, method)(address, timeout=120, **kwargs)
+        assert r.status_code == code, (method, address, r.status_code, r.text[-500:])
+        detail = r.json().get("detail")
+        assert detail, (address, r.text[-500:])
+        # no server path, except the one the client sent as its id (the message names the id as it was sent)
+        sent = unquote(unquote(address)) + json.dumps(kwargs.get("data", {}))
+        text = detail
+        for path in [*absolute, str(outside / "SECRET.png").replace("/", "%2F")]:
+            if path in sent:
+                text = text.replace(path, "<the id sent>")
+        assert str(tmp_root) not in text and "/tmp" not in text, (address, detail)
+        if code == 404 and "session_id" not in address and "no_such" not in address:
+            assert re.fullmatch(r"(study|label|label tag) '.*' not found", detail), (address, detail)
+    for path, atime in secrets.items():
+        assert path.stat().st_atime == atime, f"{path.name} was opened"
+    assert sorted(p.name for p in outside.iterdir()) == ["SECRET.nii.gz", "SECRET.png"], \
+        "an upload wrote outside the studies folder"
+    assert requests.get(f"{url}/info/", timeout=30).ok
+
+
+def _info_answers_during_inference(server, model: str, image: str, clients: int) -> list[float]:
+    """``clients`` concurrent ``/infer`` calls on one model, and ``/info`` polled meanwhile: every inference answers
+    200, and each ``/info`` within a second. Returns the /info latencies."""
+    url, results, latencies = server["url"], [], []
+
+    def infer():
+        r = requests.post(f"{url}/infer/{model}", params={"image": image, "output": "image"},
+                          data={"params": "{}"}, timeout=600)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=infer) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    while any(t.is_alive() for t in threads):
+        t0 = time.perf_counter()
+        assert requests.get(f"{url}/info/", timeout=30).ok
+        requests.get(f"{url}/datastore/", timeout=30).raise_for_status()
+        latencies.append(time.perf_counter() - t0)
+        time.sleep(0.2)
+    for t in threads:
+        t.join()
+    assert results == [200] * clients, results
+    assert latencies and max(latencies) < 1.0, latencies
+    return latencies
 
 
 @pytest.mark.slow
