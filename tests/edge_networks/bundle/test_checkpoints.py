@@ -3,6 +3,7 @@ are in tests/bundles/test_faults.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from ignite.engine import Engine, Events
@@ -13,6 +14,7 @@ from edge_networks.bundle.checkpoints import (
     TrainingState,
     attach_resume,
     find_resume_checkpoint,
+    load_checkpoint,
     random_transforms,
     resume_path,
 )
@@ -108,3 +110,26 @@ def test_training_state_restores_random_streams():
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     TrainingState(dataset=pipeline, restore_rng="false").load_state_dict(state)
     assert not torch.equal(first[1], pipeline({"x": torch.zeros(1, 4, 4)})["x"])
+
+
+def test_training_state_round_trips_through_a_weights_only_load(tmp_path):
+    """The random states are saved as tensors and plain values: ``torch.load``'s default ``weights_only=True`` reads
+    them, and the restored streams draw what the saved ones would have drawn."""
+    from monai.transforms import Compose, RandGaussianNoised
+
+    pipeline = Compose([RandGaussianNoised("x", prob=1.0)])
+    pipeline.set_random_state(5)
+    np.random.seed(11)  # noqa: NPY002 - the global stream MONAI seeds
+    torch.save({"training_state": TrainingState(dataset=pipeline).state_dict()}, tmp_path / "state.pt")
+    first = (np.random.rand(3), pipeline({"x": torch.zeros(1, 4, 4)})["x"])  # noqa: NPY002
+    loaded = torch.load(tmp_path / "state.pt")  # weights_only=True
+    TrainingState(dataset=pipeline).load_state_dict(loaded["training_state"])
+    again = (np.random.rand(3), pipeline({"x": torch.zeros(1, 4, 4)})["x"])  # noqa: NPY002
+    np.testing.assert_array_equal(first[0], again[0])
+    assert torch.equal(first[1], again[1])
+
+
+def test_a_checkpoint_of_an_earlier_release_still_loads_after_a_warning(tmp_path):
+    torch.save({"rng": np.random.get_state()}, tmp_path / "old.pt")  # noqa: NPY002 - NumPy objects inside
+    with pytest.warns(UserWarning, match="earlier release"):
+        assert load_checkpoint(tmp_path / "old.pt")["rng"][0] == "MT19937"
