@@ -187,7 +187,7 @@ def main() -> None:
         report["whole_volume_240x240x155"] = part2({"num_workers": "0"})  # the inference config's defaults
     elif "whole_volume_240x240x155" in previous:
         report["whole_volume_240x240x155"] = previous["whole_volume_240x240x155"]
-    from edge_networks.data.writers import write_json_atomic
+    from transforms.writers import write_json_atomic
 
     print(f"written {write_json_atomic(args.out, report)}")
 

@@ -184,7 +184,7 @@ def main() -> None:
             entry["bf16_model"] = model_ratio(base, eg, old32["segresnet_s"] / old["segresnet_s"], target)
         report[mode] = entry
         print(mode, json.dumps({k: v for k, v in entry.items() if k not in ("segresnet", "egcnn")}), flush=True)
-    from edge_networks.data.writers import write_json_atomic
+    from transforms.writers import write_json_atomic
 
     print(f"written {write_json_atomic(args.out, report)}")
 

@@ -100,9 +100,9 @@ def edge_split(activation: str = "sigmoid", png: bool = False) -> list[dict]:
         raise ValueError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
     prob = ("$lambda x: torch.sigmoid(x[@out_channels:].float()).amax(dim=0, keepdim=True)" if activation == "sigmoid"
             else "$lambda x: torch.softmax(x[@out_channels:].float(), 0)[1:2]")
-    writer = ({"writer": "edge_networks.data.writers.AtomicPILWriter", "output_ext": ".png",
+    writer = ({"writer": "transforms.writers.AtomicPILWriter", "output_ext": ".png",
                "output_dtype": "$numpy.uint8", "scale": 255} if png else
-              {"writer": "edge_networks.data.readers.NibabelWriterKeepGeometry", "output_dtype": "$numpy.float32"})
+              {"writer": "transforms.readers.NibabelWriterKeepGeometry", "output_dtype": "$numpy.float32"})
     return [{"_target_": "CopyItemsd", "keys": "pred", "names": "edge"},
             {"_target_": "Lambdad", "keys": "pred", "func": "$lambda x: x[:@out_channels]"},
             {"_target_": "Lambdad", "keys": "edge", "func": prob},

@@ -135,7 +135,8 @@ def torchvision_resnet50(tmp_path: Path, replace_stride_with_dilation: list[bool
     """A randomly initialised torchvision ``resnet50`` (eval mode, seed 0) and its state dict saved to
     ``tmp_path/resnet50.pth``: the reference the ResNet-50 encoders (ET-Net, BA-Net) must load and reproduce."""
     import torch
-    import torchvision
+    torchvision = pytest.importorskip("torchvision", reason="torchvision is the independent reference of this "
+                                      "test: pip install -e '.[label,dev]'")
 
     torch.manual_seed(0)
     tv = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=replace_stride_with_dilation).eval()

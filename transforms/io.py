@@ -2,7 +2,7 @@
 
 MONAI's ``LoadImage(d)`` takes a file name only; the ISBI 2012 EM stacks hold 30 slices per file, one datalist
 item per slice (``{"image": "train-volume.tif", "label": "train-labels.tif", "page": 3}``), so these transforms
-read the item's page. Everything else is :class:`edge_networks.data.readers.Image2DReader`'s: MONAI's x-first
+read the item's page. Everything else is :class:`transforms.readers.Image2DReader`'s: MONAI's x-first
 axis order, DICOM MONOCHROME1 inverted, pixel spacing in the affine, channel conversion logged.
 """
 
@@ -20,9 +20,9 @@ from monai.transforms import EnsureChannelFirst, MapTransform, Transform
 from monai.utils import ImageMetaKey
 from PIL import Image
 
-from edge_networks.data.image2d import output_stem, read_image_2d
-from edge_networks.data.readers import Image2DReader
-from edge_networks.data.writers import atomic_path
+from .image2d import output_stem, read_image_2d
+from .readers import Image2DReader
+from .writers import atomic_path
 
 __all__ = ["LoadImage2D", "LoadImage2Dd", "overlay_image", "SaveOverlayd"]
 

@@ -56,6 +56,7 @@ __all__ = [
     "CombineMasksd",
     "EMMembranes",
     "EMMembranesd",
+    "LAYOUT_LABEL_CONVENTIONS",
     "LAYOUT_MASK_TARGETS",
     "LayoutMask",
     "LayoutMaskd",
@@ -322,6 +323,28 @@ class EMMembranes(Transform):
 LAYOUT_MASK_TARGETS = ("foreground", "disc", "cup", "disc_cup", "disc_cup_indices", "indices")
 
 
+# The label convention of each 2D dataset layout (the papers' releases, DATASETS_2D.md): how :class:`LayoutMask` reads
+# its label files. ``edge_networks.data.layouts`` builds its layout table from this one, so it is kept once.
+LAYOUT_LABEL_CONVENTIONS: dict[str, str] = {
+    "drive": "binary255",
+    "refuge": "refuge",
+    "drishti_gs": "soft_map",
+    "rim_one_r3": "binary255",
+    "rim_one_r1": "binary255",
+    "origa": "jpeg_mask",
+    "messidor": "binary255",
+    "montgomery": "binary255",
+    "shenzhen": "binary255",
+    "isic2017": "binary255",
+    "isic2018": "binary255",
+    "kvasir_seg": "jpeg_mask",
+    "cvc_colondb": "binary255",
+    "isbi2012_em": "em",
+    "luna2d": "binary255",
+    "images_masks": "indices",
+}
+
+
 class LayoutMask(Transform):
     """A 2D dataset's mask file(s) as loaded ``(C, *spatial)`` -> the training target, by the layout's convention.
 
@@ -364,14 +387,11 @@ class LayoutMask(Transform):
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, layout: str, target: str = "foreground", agreement: str | float = "all") -> None:
-        from edge_networks.data.layouts import get_layout
-
-        lay = get_layout(layout)
-        if lay.spatial_dims != 2:
-            raise ValueError(f"LayoutMask is for the 2D layouts; {layout!r} is a {lay.spatial_dims}D layout")
+        if layout not in LAYOUT_LABEL_CONVENTIONS:
+            raise ValueError(f"LayoutMask is for the 2D layouts {sorted(LAYOUT_LABEL_CONVENTIONS)}; got {layout!r}")
         if target not in LAYOUT_MASK_TARGETS:
             raise ValueError(f"unknown target {target!r}; choose one of {list(LAYOUT_MASK_TARGETS)}")
-        conv = lay.label_convention
+        conv = LAYOUT_LABEL_CONVENTIONS[layout]
         disc_cup = conv in ("refuge", "soft_map")
         if target in ("cup", "disc_cup", "disc_cup_indices") and not disc_cup:
             raise ValueError(f"layout {layout!r} has no cup annotation in its label files (target {target!r})")

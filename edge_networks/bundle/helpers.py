@@ -16,12 +16,13 @@ from monai.handlers import MetricsSaver, from_engine
 from monai.inferers import Inferer
 from monai.utils import str2bool
 
-from ..data.image2d import output_stem
+from transforms.image2d import output_stem
+from transforms.writers import atomic_path, remove_partial_outputs
+
 from ..data.integrity import verify_datalist
 from ..data.layouts import build_datalist
 from ..data.prepare import prepare_datalist
 from ..data.split import split_datalist
-from ..data.writers import atomic_path, remove_partial_outputs
 
 __all__ = [
     "REPO_BUNDLES",
@@ -410,7 +411,7 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
 
 
 def image_subject(meta: dict) -> str:
-    """Output name stem of a 2D image from its meta dict (:func:`edge_networks.data.image2d.output_stem`)."""
+    """Output name stem of a 2D image from its meta dict (:func:`transforms.image2d.output_stem`)."""
     page = meta.get("page", -1)
     page = int(page.item() if hasattr(page, "item") else page) if page is not None else -1
     return output_stem(str(meta.get("filename_or_obj", "image")), page)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .image2d import count_pages, read_image_2d
+from transforms.image2d import count_pages, read_image_2d
+
 from .layouts import Layout
 
 __all__ = ["check_case_2d"]

@@ -25,6 +25,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transforms.labels import LAYOUT_LABEL_CONVENTIONS
+
 __all__ = ["BRATS_MODALITIES", "Layout", "LAYOUTS", "get_layout", "build_datalist"]
 
 BRATS_MODALITIES = ("flair", "t1", "t1ce", "t2")
@@ -79,30 +81,31 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def _l2(name, task, convention, values, channels, paper_split=None, mask_kind="values") -> Layout:
-    return Layout(name, task, convention, values, ("rgb",) if channels == 3 else ("grey",), image_ndim=2,
-                  spatial_dims=2, paper_split=paper_split, mask_kind=mask_kind)
+def _l2(name, task, values, channels, paper_split=None, mask_kind="values") -> Layout:
+    """A 2D layout; its label convention comes from ``transforms.labels.LAYOUT_LABEL_CONVENTIONS``."""
+    return Layout(name, task, LAYOUT_LABEL_CONVENTIONS[name], values, ("rgb",) if channels == 3 else ("grey",),
+                  image_ndim=2, spatial_dims=2, paper_split=paper_split, mask_kind=mask_kind)
 
 
 # The 2D datasets of CE-Net, ET-Net and BA-Net (DATASETS_2D.md); builders in .layouts2d.
 _ANY8 = tuple(range(256))
 LAYOUTS.update({
-    "drive": _l2("drive", "vessels", "binary255", (0, 255), 3),
-    "refuge": _l2("refuge", "disc_cup", "refuge", (0, 128, 255), 3),
-    "drishti_gs": _l2("drishti_gs", "disc_cup", "soft_map", _ANY8, 3, mask_kind="soft"),
-    "rim_one_r3": _l2("rim_one_r3", "disc", "binary255", (0, 255), 3, paper_split=(99, 60)),
-    "rim_one_r1": _l2("rim_one_r1", "disc", "binary255", (0, 255), 3),
-    "origa": _l2("origa", "disc", "jpeg_mask", _ANY8, 3, mask_kind="jpeg"),
-    "messidor": _l2("messidor", "disc", "binary255", (0, 255), 3),
-    "montgomery": _l2("montgomery", "lung", "binary255", (0, 255), 1, paper_split=(80, 58)),
-    "shenzhen": _l2("shenzhen", "lung", "binary255", (0, 255), 1, paper_split=(452, 114)),
-    "isic2017": _l2("isic2017", "skin_lesion", "binary255", (0, 255), 3),
-    "isic2018": _l2("isic2018", "skin_lesion", "binary255", (0, 255), 3),
-    "kvasir_seg": _l2("kvasir_seg", "polyp", "jpeg_mask", _ANY8, 3, paper_split=(800, 200), mask_kind="jpeg"),
-    "cvc_colondb": _l2("cvc_colondb", "polyp", "binary255", (0, 255), 3, paper_split=(304, 76)),
-    "isbi2012_em": _l2("isbi2012_em", "em_membrane", "em", (0, 255), 1),
-    "luna2d": _l2("luna2d", "lung", "binary255", (0, 255), 1, paper_split=(214, 53)),
-    "images_masks": _l2("images_masks", "generic", "indices", _ANY8, 3),
+    "drive": _l2("drive", "vessels", (0, 255), 3),
+    "refuge": _l2("refuge", "disc_cup", (0, 128, 255), 3),
+    "drishti_gs": _l2("drishti_gs", "disc_cup", _ANY8, 3, mask_kind="soft"),
+    "rim_one_r3": _l2("rim_one_r3", "disc", (0, 255), 3, paper_split=(99, 60)),
+    "rim_one_r1": _l2("rim_one_r1", "disc", (0, 255), 3),
+    "origa": _l2("origa", "disc", _ANY8, 3, mask_kind="jpeg"),
+    "messidor": _l2("messidor", "disc", (0, 255), 3),
+    "montgomery": _l2("montgomery", "lung", (0, 255), 1, paper_split=(80, 58)),
+    "shenzhen": _l2("shenzhen", "lung", (0, 255), 1, paper_split=(452, 114)),
+    "isic2017": _l2("isic2017", "skin_lesion", (0, 255), 3),
+    "isic2018": _l2("isic2018", "skin_lesion", (0, 255), 3),
+    "kvasir_seg": _l2("kvasir_seg", "polyp", _ANY8, 3, paper_split=(800, 200), mask_kind="jpeg"),
+    "cvc_colondb": _l2("cvc_colondb", "polyp", (0, 255), 3, paper_split=(304, 76)),
+    "isbi2012_em": _l2("isbi2012_em", "em_membrane", (0, 255), 1),
+    "luna2d": _l2("luna2d", "lung", (0, 255), 1, paper_split=(214, 53)),
+    "images_masks": _l2("images_masks", "generic", _ANY8, 3),
 })
 
 

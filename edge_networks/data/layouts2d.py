@@ -243,7 +243,7 @@ def cvc_colondb(root: Path) -> list[dict]:
 def isbi2012_em(root: Path) -> list[dict]:
     """ISBI 2012 EM: ``train-volume.tif`` + ``train-labels.tif`` (30 pages each; white cell interior, black
     membrane) and the unlabelled ``test-volume.tif``; one item per page (``page`` key)."""
-    from .image2d import count_pages
+    from transforms.image2d import count_pages
 
     items = []
     for stack, labels, split in (("train-volume.tif", "train-labels.tif", None), ("test-volume.tif", None, "test")):

@@ -49,9 +49,10 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 from PIL import Image
 
+from transforms.image2d import IMAGE_2D_SUFFIXES, read_image_2d
+
 from .. import __version__
 from ..bundle import REPO_BUNDLES, flag
-from ..data.image2d import IMAGE_2D_SUFFIXES, read_image_2d
 from ..data.layouts import LAYOUTS
 from .ids import SafeLocalDatastore, check_id, extension_patterns, scrub_paths
 from .routes import allowed_paths, run_endpoints_in_threads

@@ -31,7 +31,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.writers import atomic_path
+from transforms.writers import atomic_path
 
 __all__ = ["export_torchscript", "export_onnx", "pack_bundle"]
 

@@ -25,7 +25,6 @@ from monai.bundle import ConfigWorkflow, verify_net_in_out
 from PIL import Image
 
 from edge_networks.data import build_datalist, read_image_2d
-from edge_networks.data.image2d import output_stem
 from tests.helpers import (
     BUNDLES_DIR,
     CHAIN_SLOW,
@@ -43,6 +42,7 @@ from tests.helpers import (
     read_json,
     small_parser,
 )
+from transforms.image2d import output_stem
 
 BUNDLES = bundle_params()
 CHAINS = bundle_params(slow=CHAIN_SLOW)  # the command-line chain tests

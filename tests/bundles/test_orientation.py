@@ -3,7 +3,7 @@
 The written label map must have its input's shape and affine, and -- since ``Orientationd`` hands the network the
 same RAS array whatever the storage order -- the same content in world space as the RAS copy's. MONAI 1.6.1's
 ``NibabelWriter`` failed on permuted orientations (LSA: "Affine ... is not invertible"); the bundles write with
-``edge_networks.data.readers.NibabelWriterKeepGeometry``.
+``transforms.readers.NibabelWriterKeepGeometry``.
 """
 
 from __future__ import annotations

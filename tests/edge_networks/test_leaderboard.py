@@ -276,7 +276,7 @@ def test_2d_smoke_run_scores_the_release_test_set(tmp_path):
     for r in table:
         edge_bf = float(r["edge_bf2"])
         assert (0.0 <= edge_bf <= 1.0) if r["method"] == "egcnn_unet" else np.isnan(edge_bf), r
-    from edge_networks.data.image2d import output_stem
+    from transforms.image2d import output_stem
 
     pred_dir = tmp_path / "runs" / "egcnn_unet_seed0" / "pred"
     for item in test_items:  # each test image's own edge map, at its size

@@ -13,7 +13,6 @@ import torch
 from monai.transforms import Compose, LoadImaged
 
 from edge_networks.data import build_datalist, prepare_datalist
-from edge_networks.data.readers import Image2DReader
 from edge_networks.data.synthetic.layouts2d import write_2d_dataset
 from tests.helpers import REPO
 from transforms import (
@@ -24,6 +23,7 @@ from transforms import (
     LoadImage2Dd,
     ThresholdMaskd,
 )
+from transforms.readers import Image2DReader
 
 # (kind, layout, variant): (training, validation, testing) after `prepare` with its defaults -- the releases'
 # official splits (DATASETS_2D.md), else the papers' counts; written out by hand, not read from the generator.

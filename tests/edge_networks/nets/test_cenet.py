@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
-from edge_networks.nets.cenet import CENet, DACBlock, RMPBlock
-from edge_networks.nets.egcnn import EGCNN
-from tests.helpers import assert_scripts_and_exports
+torchvision = pytest.importorskip("torchvision", reason="torchvision is the independent reference of this test: "
+                                  "pip install -e '.[label,dev]'")
+
+from edge_networks.nets.cenet import CENet, DACBlock, RMPBlock  # noqa: E402
+from edge_networks.nets.egcnn import EGCNN  # noqa: E402
+from tests.helpers import assert_scripts_and_exports  # noqa: E402
 
 AUTHORS_PARAMS = 29_003_093  # CE_Net_(num_classes=1) of the authors' networks/cenet.py (commit 5ca9bcc)
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
-from edge_networks.nets.etnet import ETNet, ETNetDecoderBlock
-from tests.helpers import assert_scripts_and_exports, torchvision_resnet50
+torchvision = pytest.importorskip("torchvision", reason="torchvision is the independent reference of this test: "
+                                  "pip install -e '.[label,dev]'")
+
+from edge_networks.nets.etnet import ETNet, ETNetDecoderBlock  # noqa: E402
+from tests.helpers import assert_scripts_and_exports, torchvision_resnet50  # noqa: E402
 
 
 def test_encoder_is_torchvisions_dilated_resnet50_and_loads_its_weights(tmp_path):

@@ -8,12 +8,15 @@ import os
 import shutil
 
 import pytest
-from fastapi import HTTPException
 
-from edge_networks.serving.ids import SafeLocalDatastore, StudyNotFound, decoded_forms, is_valid_id, scrub_paths
-from edge_networks.serving.label_app import study_extensions
-from edge_networks.serving.routes import check_infer_request
-from tests.helpers import REPO, asymmetric, write_dicom
+pytest.importorskip("monailabel", reason="the MONAI Label app needs the label extra: pip install -e '.[label,dev]'")
+
+from fastapi import HTTPException  # noqa: E402
+
+from edge_networks.serving.ids import SafeLocalDatastore, StudyNotFound, decoded_forms, is_valid_id, scrub_paths  # noqa: E402
+from edge_networks.serving.label_app import study_extensions  # noqa: E402
+from edge_networks.serving.routes import check_infer_request  # noqa: E402
+from tests.helpers import REPO, asymmetric, write_dicom  # noqa: E402
 
 BAD = ["../etc/passwd", "..%2Fetc", "%2e%2e%2fetc", "..%252fetc", "/etc/passwd", "%2Fetc%2Fpasswd", "a\\b", "..", ".",
        "", "  ", "a\x00b", "sub/case"]

@@ -22,13 +22,16 @@ from urllib.parse import unquote
 import nibabel as nib
 import numpy as np
 import pytest
-import requests
 from PIL import Image
 
-from edge_networks.data import build_datalist, read_image_2d
-from edge_networks.serving.label_app import served_bundles, spatial_dims
-from edge_networks.serving.launch import bundle_copy, free_port, local_server
-from tests.helpers import (
+NEEDS_LABEL_EXTRA = "the MONAI Label app needs the label extra: pip install -e '.[label,dev]'"
+pytest.importorskip("monailabel", reason=NEEDS_LABEL_EXTRA)
+requests = pytest.importorskip("requests", reason=NEEDS_LABEL_EXTRA)
+
+from edge_networks.data import build_datalist, read_image_2d  # noqa: E402
+from edge_networks.serving.label_app import served_bundles, spatial_dims  # noqa: E402
+from edge_networks.serving.launch import bundle_copy, free_port, local_server  # noqa: E402
+from tests.helpers import (  # noqa: E402
     REPO,
     REPRESENTATIVE,
     SMALL,

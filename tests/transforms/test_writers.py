@@ -10,7 +10,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, SaveImage
 
-from edge_networks.data.writers import atomic_path, is_partial_output, remove_partial_outputs, write_json_atomic
+from transforms.writers import atomic_path, is_partial_output, remove_partial_outputs, write_json_atomic
 
 
 def test_atomic_path_renames_on_success_and_removes_on_error(tmp_path):
@@ -42,8 +42,8 @@ def test_partial_outputs_are_removed_and_nothing_else(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "case_seg.png"]
 
 
-@pytest.mark.parametrize("writer, ext", [("edge_networks.data.readers.NibabelWriterKeepGeometry", ".nii.gz"),
-                                         ("edge_networks.data.writers.AtomicPILWriter", ".png")])
+@pytest.mark.parametrize("writer, ext", [("transforms.readers.NibabelWriterKeepGeometry", ".nii.gz"),
+                                         ("transforms.writers.AtomicPILWriter", ".png")])
 def test_atomic_writers_write_the_array(writer, ext, tmp_path):
     arr = MetaTensor(torch.arange(30, dtype=torch.float32).reshape(1, 5, 6), meta={"filename_or_obj": "a.png"})
     kwargs = {"output_ext": ext, "separate_folder": False, "resample": False, "output_dtype": np.uint8}

@@ -13,9 +13,9 @@ from monai.transforms import LoadImage, SaveImaged
 from PIL import Image
 
 from edge_networks.data import verify_datalist
-from edge_networks.data.readers import Image2DReader, read_image_2d
 from tests.helpers import asymmetric, real_chest_xray, real_fundus_photo, write_dicom
 from transforms import LoadImage2D, LoadImage2Dd
+from transforms.readers import Image2DReader, read_image_2d
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "tif", "bmp", "gif", "dcm"])
