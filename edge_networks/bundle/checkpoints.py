@@ -37,8 +37,8 @@ from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 from monai.transforms import Randomizable
 
+from .flags import flag
 from .handlers import NonFiniteLossError, StopOnNonFiniteLoss
-from .helpers import flag
 
 __all__ = [
     "AtomicCheckpointSaver",

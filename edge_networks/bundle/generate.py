@@ -47,7 +47,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
-from .helpers import REPO_BUNDLES
+from .datalists import REPO_BUNDLES
 
 __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "build_bundle", "write_bundle",
            "check_bundles"]
