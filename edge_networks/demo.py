@@ -33,12 +33,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from edge_networks.bundle.datalists import bundles_dir
 from edge_networks.data import prepare_datalist
 from edge_networks.data.synthetic import write_brats_dataset
 from edge_networks.leaderboard import _regions, edge_target, score_edge_head
 from edge_networks.visualize import overlay, save_montage, to_uint8
-
-BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "egcnn_brats"
 
 
 def _bundle(args: Sequence[str], log: Path) -> float:
@@ -96,11 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--val-interval", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bundles", default=None,
+                        help="the bundles folder (default: $EDGE_SEG_BUNDLES, else the source checkout's bundles/)")
     parser.add_argument("--paper-edge-loss", action="store_true",
                         help="train with the paper's class-balanced BCE in the edge loss (the bundle's default); "
                              "the demo's default is the plain BCE, with which the whole-tumour edge channel opens the "
                              "tumour's core on the demo's data")
     args = parser.parse_args(argv)
+    try:
+        bundle = bundles_dir(args.bundles) / "egcnn_brats"
+    except FileNotFoundError as e:
+        parser.error(str(e))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -113,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"datalist: {len(datalist['training'])} training / {len(datalist['validation'])} held-out cases, "
           "integrity check passed")
 
-    configs = BUNDLE / "configs"
-    common = ["--bundle_root", str(BUNDLE), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval"),
+    configs = bundle / "configs"
+    common = ["--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval"),
               "--data_list_file_path", str(out / "datalist.json"), "--seed", str(args.seed)]
     train_cfg = f"['{configs / 'train.json'}','{configs / 'cpu_small.json'}']"
     timings["train_s"] = _bundle(["run", "training", "--config_file", train_cfg, "--epochs", str(args.epochs),
@@ -126,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     held_out = datalist["validation"]
     infer_cfg = f"['{configs / 'inference.json'}','{configs / 'cpu_small.json'}']"
     timings["inference_s"] = _bundle(
-        ["run", "--config_file", infer_cfg, "--bundle_root", str(BUNDLE), "--ckpt_dir", str(out / "models"),
+        ["run", "--config_file", infer_cfg, "--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"),
          "--output_dir", str(out / "predictions"), "--save_edges", "true",
          "--datalist", json.dumps([{"image": it["image"]} for it in held_out])],
         out / "inference.log",

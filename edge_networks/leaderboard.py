@@ -55,6 +55,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from .bundle.datalists import BUNDLES_ENV, bundles_dir
 from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
 from .data.synthetic.layouts2d import write_2d_dataset
@@ -63,7 +64,6 @@ from .metrics import boundary_f_score, dice, edge_map_scores, hd95
 __all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "edge_target", "PeakMemory",
            "plot_leaderboard", "write_montage", "main"]
 
-BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 BUNDLES_2D = ("boundary_aware_brats",)  # 2D networks on slices
 
 
@@ -307,7 +307,7 @@ def paired_bootstrap(diffs: Sequence[float], n: int = 2000, seed: int = 0) -> tu
 def _workflow(method: Method, kind: str, root: Path, **extra):
     from monai.bundle import ConfigWorkflow
 
-    configs = BUNDLES / method.bundle / "configs"
+    configs = bundles_dir() / method.bundle / "configs"
     wf = ConfigWorkflow(config_file=str(configs / ("train.json" if kind == "train" else "inference.json")),
                         meta_file=str(configs / "metadata.json"), workflow_type=kind, bundle_root=str(root),
                         num_workers=0, **{**method.overrides, **extra})
@@ -555,7 +555,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
                 over["roi_size"] = [-(-s // 32) * 32 for s in shape[:2]]
         if t.kind:  # a 2D image bundle: its own widths; small: its cpu_small profile (128x128, Adam 1e-3, batch 4)
             if small:
-                profile = json.loads((BUNDLES / method.bundle / "configs" / "cpu_small.json").read_text())
+                profile = json.loads((bundles_dir() / method.bundle / "configs" / "cpu_small.json").read_text())
                 skip = ("epochs", "val_interval", "num_workers")  # the leaderboard's own
                 over = {**{k: v for k, v in profile.items() if k not in skip}, **over}
         elif small and "network_def" in method.overrides:  # a network given whole: the paper's widths
@@ -849,7 +849,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="further bundle overrides for every method, e.g. spacing=[3,3,4.5] num_samples=1")
     parser.add_argument("--smoke", action="store_true",
                         help="SegResNet vs EG-CNN, narrow networks, 8 tiny cases, 2 epochs, 1 seed")
+    parser.add_argument("--bundles", default=None,
+                        help=f"the bundles folder (default: ${BUNDLES_ENV}, else the source checkout's bundles/)")
     args = parser.parse_args(argv)
+    try:
+        os.environ[BUNDLES_ENV] = str(bundles_dir(args.bundles))  # the bundle processes it starts find them too
+    except FileNotFoundError as e:
+        parser.error(str(e))
     task = TASKS[args.task]
     if args.smoke:
         methods = args.methods or (["unet", "egcnn_unet"] if task.kind else ["segresnet", "egcnn_segresnet"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +133,38 @@ def test_a_console_script_runs():
     proc = subprocess.run([str(Path(sys.executable).parent / "edge-seg-generate"), "--check"], capture_output=True,
                           text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_scripts_find_their_bundles_outside_a_checkout(tmp_path):
+    """A plain (non-editable) install has no ``bundles/`` beside its package: the scripts take ``--bundles`` or
+    ``EDGE_SEG_BUNDLES``, and without either say so instead of failing on a missing path. The package is installed
+    with ``pip install --target`` (its dependencies come from this environment) and run from a folder outside the
+    checkout."""
+    target, work, source = tmp_path / "site", tmp_path / "work", tmp_path / "source"
+    work.mkdir()
+    # the package's sources alone (the build writes into its source folder, which must not be the checkout)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("edge_networks", "transforms"):
+        shutil.copytree(REPO / name, source / name, ignore=ignore)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(source)], check=True, capture_output=True, cwd=work)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("EDGE_SEG_BUNDLES", None)
+
+    def run(*args, **extra):
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=work,
+                              env={**env, **extra}, timeout=300)
+
+    where = run("-c", "import edge_networks; print(edge_networks.__file__)")
+    assert where.stdout.strip().startswith(str(target)), where.stdout + where.stderr
+    missing = run("-m", "edge_networks.bundle.generate", "--check")
+    assert missing.returncode == 2 and "--bundles DIR or set EDGE_SEG_BUNDLES" in missing.stderr, missing.stderr
+    assert run("-m", "edge_networks.bundle.generate", "--check", "--bundles", str(REPO / "bundles")).returncode == 0
+    assert run("-m", "edge_networks.bundle.generate", "--check", EDGE_SEG_BUNDLES=str(REPO / "bundles")).returncode \
+        == 0
+    demo = run("-m", "edge_networks.demo", "--help")
+    assert demo.returncode == 0 and "--bundles" in demo.stdout, demo.stderr
+    lb = run("-m", "edge_networks.leaderboard", "--task", "brats", "--out", str(work / "lb"), "--smoke")
+    assert lb.returncode == 2 and "--bundles DIR or set EDGE_SEG_BUNDLES" in lb.stderr, lb.stderr[-2000:]

@@ -18,12 +18,36 @@ from ..data.split import split_datalist
 from .flags import flag
 from .outputs import case_name_formatter
 
-__all__ = ["REPO_BUNDLES", "bundle_root", "load_datalist", "inference_datalist"]
+__all__ = ["REPO_BUNDLES", "BUNDLES_ENV", "bundles_dir", "bundle_root", "load_datalist", "inference_datalist"]
 
 logger = logging.getLogger(__name__)
 
 
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+BUNDLES_ENV = "EDGE_SEG_BUNDLES"
+
+
+def bundles_dir(explicit: str | os.PathLike | None = None, option: str = "--bundles") -> Path:
+    """The folder that holds the bundles (``<name>/configs`` and ``_parts``): ``explicit`` (a script's ``--bundles``
+    option), else the ``EDGE_SEG_BUNDLES`` environment variable, else the ``bundles/`` of the source checkout this
+    package runs from. A plain install (a wheel in site-packages) has no checkout: point it at a clone's
+    ``bundles/`` or at your own bundles folder.
+
+    Raises:
+        FileNotFoundError: none of them is a folder; the message names ``option`` and the variable.
+    """
+    for candidate, source in ((explicit, option), (os.environ.get(BUNDLES_ENV), BUNDLES_ENV)):
+        if candidate:
+            path = Path(candidate).expanduser().resolve()
+            if not path.is_dir():
+                raise FileNotFoundError(f"{source} {path}: no such folder (it should hold the bundle folders)")
+            return path
+    if REPO_BUNDLES.is_dir():
+        return REPO_BUNDLES
+    raise FileNotFoundError(f"no bundles folder: this installation of edge-seg is not a source checkout; pass "
+                            f"{option} DIR or set {BUNDLES_ENV}=DIR (the bundles/ folder of a clone of the repository)")
 
 
 def bundle_root(name: str) -> str:
@@ -32,7 +56,10 @@ def bundle_root(name: str) -> str:
     Bundle configs default their ``bundle_root`` to this so they run from any directory; ``--bundle_root``
     overrides it (MONAI Label and exported bundles do).
     """
-    path = REPO_BUNDLES / name
+    try:
+        path = bundles_dir() / name
+    except FileNotFoundError:
+        return str(Path.cwd())
     return str(path if path.is_dir() else Path.cwd())
 
 

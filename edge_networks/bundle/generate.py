@@ -47,7 +47,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
-from .datalists import REPO_BUNDLES
+from .datalists import BUNDLES_ENV, REPO_BUNDLES, bundles_dir
 
 __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "build_bundle", "write_bundle",
            "check_bundles"]
@@ -218,13 +218,19 @@ def check_bundles(names: Sequence[str] | None = None, bundles_dir: str | Path = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="bundles to generate (default: every spec in PARTS/specs)")
-    parser.add_argument("--parts", default=str(PARTS_DIR), help="the parts folder (default: bundles/_parts)")
-    parser.add_argument("--out", default=str(REPO_BUNDLES), help="where the bundle folders go (default: bundles/)")
+    parser.add_argument("--bundles", default=None,
+                        help=f"the bundles folder (default: ${BUNDLES_ENV}, else the source checkout's bundles/)")
+    parser.add_argument("--parts", default=None, help="the parts folder (default: BUNDLES/_parts)")
+    parser.add_argument("--out", default=None, help="where the bundle folders go (default: BUNDLES)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; list the differences with the committed files and exit 1 if any")
     args = parser.parse_args(argv)
-    names = args.names or bundle_names(args.parts)
     try:
+        if args.parts is None or args.out is None:
+            root = bundles_dir(args.bundles)
+            args.parts = args.parts or str(root / "_parts")
+            args.out = args.out or str(root)
+        names = args.names or bundle_names(args.parts)
         if args.check:
             problems = check_bundles(names, args.out, args.parts)
             for p in problems:

@@ -52,7 +52,7 @@ from PIL import Image
 from transforms.image2d import IMAGE_2D_SUFFIXES, read_image_2d
 
 from .. import __version__
-from ..bundle import REPO_BUNDLES, flag
+from ..bundle import bundles_dir, flag
 from ..data.layouts import LAYOUTS
 from .ids import SafeLocalDatastore, check_id, extension_patterns, scrub_paths
 from .routes import allowed_paths, run_endpoints_in_threads
@@ -221,7 +221,8 @@ class EdgeSegApp(MONAILabelApp):
     it lists and the id rules)."""
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
-        self.bundles = served_bundles(conf.get("bundles", str(REPO_BUNDLES)), conf.get("models", "all"))
+        self.bundles = served_bundles(bundles_dir(conf.get("bundles"), option="--conf bundles"),
+                                      conf.get("models", "all"))
         self._queues = {name: threading.Lock() for name in self.bundles}
         logger.info("serving bundles: %s", {k: str(v) for k, v in self.bundles.items()})
         super().__init__(
