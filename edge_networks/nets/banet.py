@@ -56,7 +56,7 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
 
 from .blocks import conv_norm_act as _conv
-from .blocks import interpolate_to, resnet50_encoder
+from .blocks import interpolate_to, resnet50_encoder, segmentation_and_edges
 
 __all__ = ["BANet", "BANetASPP", "PyramidEdgeExtraction", "MiniMultiTask", "CrossFeatureFusion"]
 
@@ -291,8 +291,4 @@ class BANet(nn.Module):
         seg, segs, edges = self.features(x)
         if not self.mtl:
             return seg
-        if self.training:
-            return torch.cat([seg] + segs + edges, dim=1)
-        if self.edges_in_eval:
-            return torch.cat([seg, edges[0]], dim=1)
-        return seg
+        return segmentation_and_edges(seg, segs + edges, [edges[0]], self.training, self.edges_in_eval)

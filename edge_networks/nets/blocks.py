@@ -12,9 +12,36 @@ from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 from monai.networks.nets import ResNet
 
-__all__ = ["EdgeGatedLayer", "interpolate_to", "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm",
+__all__ = ["EdgeGatedLayer", "interpolate_to", "segmentation_and_edges",
+           "norm_layer", "replace_batchnorm", "replace_batchnorm_with_groupnorm",
            "load_torchvision_resnet", "dilate_stages", "ResNetEncoder", "conv_norm_act",
            "resnet50_encoder"]
+
+
+def segmentation_and_edges(seg: torch.Tensor, training_extra: list[torch.Tensor], eval_extra: list[torch.Tensor],
+                           training: bool, edges_in_eval: bool) -> torch.Tensor:
+    """The one output contract of this project's edge networks: a single tensor, segmentation channels first.
+
+    In training ``cat([seg, *training_extra], 1)`` (the edge logits, and any deep-supervision outputs, that the
+    network's loss splits off by channel); in evaluation ``seg`` alone, or ``cat([seg, *eval_extra], 1)`` with
+    ``edges_in_eval`` (the edge map a bundle saves). One tensor either way, so the networks script and export, and
+    MONAI's inferers and post-transforms see a plain segmentation in evaluation.
+
+    Args:
+        seg: ``(B, C_seg, *S)`` segmentation logits.
+        training_extra: ``(B, C_i, *S)`` tensors appended in training (empty: ``seg`` alone).
+        eval_extra: ``(B, C_i, *S)`` tensors appended in evaluation with ``edges_in_eval``.
+        training: the module's ``self.training``.
+        edges_in_eval: the network's ``edges_in_eval``.
+
+    >>> s, e = torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4)
+    >>> [segmentation_and_edges(s, [e], [e], t, x).shape[1] for t, x in ((True, False), (False, False), (False, True))]
+    [4, 3, 4]
+    """
+    extra = training_extra if training else (eval_extra if edges_in_eval else [])
+    if len(extra) == 0:
+        return seg
+    return torch.cat([seg] + extra, dim=1)
 
 
 def conv_norm_act(spatial_dims: int, cin: int, cout: int, kernel: int, norm, groups: int = 1,

@@ -29,7 +29,7 @@ from monai.networks.blocks import SimpleASPP, UpSample
 from monai.networks.blocks.segresnet_block import ResBlock
 from monai.networks.layers.factories import Conv
 
-from .blocks import EdgeGatedLayer, interpolate_to
+from .blocks import EdgeGatedLayer, interpolate_to, segmentation_and_edges
 
 __all__ = ["BoundaryAwareNet"]
 
@@ -141,6 +141,4 @@ class BoundaryAwareNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg, boundary = self.forward_streams(x)
-        if self.training or self.edges_in_eval:
-            return torch.cat([seg, boundary], dim=1)
-        return seg
+        return segmentation_and_edges(seg, [boundary], [boundary], self.training, self.edges_in_eval)

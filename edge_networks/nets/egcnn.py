@@ -40,7 +40,7 @@ from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 
 from .backbones import build_backbone
-from .blocks import EdgeGatedLayer, interpolate_to
+from .blocks import EdgeGatedLayer, interpolate_to, segmentation_and_edges
 
 __all__ = ["EGCNN"]
 
@@ -153,6 +153,5 @@ class EGCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg, edge = self.forward_streams(x)
-        if self.use_edge_stream and (self.training or self.edges_in_eval):
-            return torch.cat([seg, edge], dim=1)
-        return seg
+        edges = [edge] if self.use_edge_stream else []
+        return segmentation_and_edges(seg, edges, edges, self.training, self.edges_in_eval)

@@ -46,7 +46,7 @@ import torch.nn as nn
 from monai.networks.blocks import ChannelSELayer
 
 from .blocks import conv_norm_act as _conv
-from .blocks import interpolate_to, resnet50_encoder
+from .blocks import interpolate_to, resnet50_encoder, segmentation_and_edges
 
 __all__ = ["ETNet", "ETNetDecoderBlock", "EdgeGuidanceModule", "WeightedAggregationModule"]
 
@@ -234,6 +234,5 @@ class ETNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg, edge = self.features(x)
-        if edge is not None and (self.training or self.edges_in_eval):
-            return torch.cat([seg, edge], dim=1)
-        return seg
+        edges = [edge] if edge is not None else []
+        return segmentation_and_edges(seg, edges, edges, self.training, self.edges_in_eval)
