@@ -22,8 +22,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from edge_networks.leaderboard import _regions, edge_target
-from edge_networks.metrics import edge_map_scores
+from edge_networks.metrics import edge_map_scores, edge_target, region_masks
 
 REGIONS = ("WT", "TC", "ET")
 TOLERANCES = (1.0, 1.5, 2.0)
@@ -54,7 +53,7 @@ def far_core_fp(pred: np.ndarray, union: np.ndarray, target: np.ndarray) -> dict
 def score_case(edge_file: Path, label_file: Path) -> dict[str, dict[str, float]]:
     """Scores of the saved edge map and of every reference map of one case."""
     img = nib.load(str(label_file))
-    gt = _regions(np.asarray(img.dataobj), "brats")
+    gt = region_masks(np.asarray(img.dataobj), "brats")
     masks = [gt[r] for r in REGIONS]
     union = np.any(masks, 0)
     target = edge_target(masks)

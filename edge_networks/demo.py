@@ -36,7 +36,7 @@ import numpy as np
 from edge_networks.bundle.datalists import bundles_dir
 from edge_networks.data import prepare_datalist
 from edge_networks.data.synthetic import write_brats_dataset
-from edge_networks.leaderboard import _regions, edge_target, score_edge_head
+from edge_networks.metrics import edge_target, region_masks, score_edge_head
 from edge_networks.visualize import overlay, save_montage, to_uint8
 
 
@@ -73,7 +73,7 @@ def _overlays(items: list[dict], pred_dir: Path, png: Path) -> None:
         def sl(v, z=z):
             return np.ascontiguousarray(np.rot90(v[:, :, z])[:, ::-1])
 
-        target = edge_target(list(_regions(gt, "brats").values()))
+        target = edge_target(list(region_masks(gt, "brats").values()))
         rows.append((f"{case} z={z}: FLAIR | T1ce | ground truth | prediction | edge probability | edge target", [
             overlay(to_uint8(sl(flair))), overlay(to_uint8(sl(t1ce))),
             overlay(to_uint8(sl(t1ce)), sl(gt)), overlay(to_uint8(sl(t1ce)), sl(pred)),
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _overlays(held_out, out / "predictions", out / "overlays.png")
 
     metrics = _metrics(out / "eval")
-    # the edge head's own output: a boundary or a blob? (scores defined in leaderboard.score_edge_head)
+    # the edge head's own output: a boundary or a blob? (scores: edge_networks.metrics.score_edge_head)
     heads = [score_edge_head(out / "predictions" / f"{it['case_id']}_edge.nii.gz", it["label"]) for it in held_out]
     edge_head = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]} if heads else {}
     rows = [("region", "Dice", "HD95 (mm)")]

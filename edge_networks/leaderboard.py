@@ -59,9 +59,9 @@ from .bundle.datalists import BUNDLES_ENV, bundles_dir
 from .data import prepare_datalist
 from .data.synthetic import write_brats_dataset, write_kits_dataset
 from .data.synthetic.layouts2d import write_2d_dataset
-from .metrics import boundary_f_score, dice, edge_map_scores, hd95
+from .metrics import boundary_f_score, dice, hd95, read_2d, region_masks, score_edge_head
 
-__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "score_edge_head", "edge_target", "PeakMemory",
+__all__ = ["Method", "METHODS", "run_leaderboard", "paired_bootstrap", "PeakMemory",
            "plot_leaderboard", "write_montage", "main"]
 
 BUNDLES_2D = ("boundary_aware_brats",)  # 2D networks on slices
@@ -284,17 +284,6 @@ METHOD_HAS_EDGES = {name for task in METHODS.values() for name, m in task.items(
 REGIONS = {name: task.regions for name, task in TASKS.items()}
 
 
-def _regions(label: np.ndarray, writes: str) -> dict[str, np.ndarray]:
-    """Region masks of a label map in the convention its bundle writes (ground truth: ``brats`` / ``kits``)."""
-    if writes == "brats":
-        return {"WT": label > 0, "TC": np.isin(label, (1, 4)), "ET": label == 4}
-    if writes == "tc":
-        return {"TC": label == 1}
-    if writes == "disc":  # a 2D task's binary target (LayoutMask) or written 0/255 mask
-        return {"disc": label > 0}
-    return {"kidney+tumour": label > 0, "tumour": label == 2}
-
-
 def paired_bootstrap(diffs: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Mean of paired differences and its bootstrap 95 % interval (NaN pairs dropped)."""
     d = np.asarray([x for x in diffs if np.isfinite(x)], dtype=np.float64)
@@ -320,17 +309,6 @@ def _workflow(method: Method, kind: str, root: Path, **extra):
 EDGE_REGIONS = {"brats": ("TC", "WT", "ET"), "tc": ("TC",), "disc": ("disc",), "kits": ("kidney+tumour", "tumour")}
 
 
-def _read_2d(path: str | Path, layout: str | None = None) -> np.ndarray:
-    """A 2D image file as the bundles read it (``(W, H)``, :class:`transforms.LoadImage2D`); with ``layout``, a
-    mask file turned into that layout's binary target (:class:`transforms.LayoutMask`)."""
-    from transforms import LayoutMask, LoadImage2D
-
-    img = LoadImage2D()(str(path))
-    if layout:
-        img = LayoutMask(layout)(img)
-    return np.asarray(img)[0] if layout or img.shape[0] == 1 else np.asarray(img)
-
-
 def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None = None) -> dict[str, float]:
     """Per region: Dice, HD95 (mm; pixels for 2D images), boundary F at 1 and 2 voxels; with ``edge`` (the edge
     head's probability map) the edge head's own F-score at 2 voxels against the label's Sobel-support edges
@@ -339,13 +317,13 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
     t = TASKS[task]
     if t.kind:
         spacing = [1.0, 1.0]
-        gt = _regions(_read_2d(item["label"], t.layout), method.writes)
-        pr = _regions(_read_2d(pred), method.writes)
+        gt = region_masks(read_2d(item["label"], t.layout), method.writes)
+        pr = region_masks(read_2d(pred), method.writes)
     else:
         gt_img = nib.load(item["label"])
         spacing = [float(s) for s in gt_img.header.get_zooms()[:3]]
-        gt = _regions(np.asarray(gt_img.dataobj), task)
-        pr = _regions(np.asarray(nib.load(str(pred)).dataobj), method.writes)
+        gt = region_masks(np.asarray(gt_img.dataobj), task)
+        pr = region_masks(np.asarray(nib.load(str(pred)).dataobj), method.writes)
     out = {}
     for region, p in pr.items():
         g = gt[region]
@@ -360,53 +338,6 @@ def _score(method: Method, task: str, pred: Path, item: dict, edge: Path | None 
         out["edges/edge_bf2"] = (score_edge_head(edge, item["label"], regions, method.writes, layout=t.layout)
                                  if t.kind else score_edge_head(edge, item["label"], regions, task))["bf2"]
     return out
-
-
-def edge_target(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """An edge head's training target on a whole image: the union of the region masks' Sobel-support edges
-    (``label_to_edge(mode="both")``: the voxels on either side of each region's boundary), as a bool array of the
-    masks' shape (2D or 3D)."""
-    import torch
-
-    from transforms import label_to_edge
-
-    stack = np.stack([np.asarray(m, dtype=bool) for m in masks])
-    return label_to_edge(torch.as_tensor(stack[None]), stack.ndim - 1, mode="both", merge=True)[0, 0].numpy() > 0
-
-
-def score_edge_head(edge: str | Path, label: str | Path, regions: Sequence[str] = ("WT", "TC", "ET"),
-                    convention: str = "brats", threshold: float = 0.5, layout: str | None = None) -> dict[str, float]:
-    """Score an edge head's saved probability map (one channel, same grid as ``label``) against the label's edges
-    (:func:`edge_networks.metrics.edge_map_scores` on the files). With ``layout`` (a 2D task) both are 2D images:
-    the map an 8-bit PNG (probability x 255, :func:`edge_split`), the label a mask file read through the layout's
-    :class:`transforms.LayoutMask`; distances in pixels.
-
-    Two references: the head's training target, the union of the ``regions``' Sobel-support edges
-    (``label_to_edge(mode="both")``: the voxels on either side of each boundary, two voxels thick), and the thin
-    boundary, the union of each region's one-voxel inner boundary (``mask & ~erosion(mask)``). On small tumours
-    the target itself covers much of the tumour (nested regions, two voxels each), so the thin boundary is the
-    stricter test of "a boundary, not a blob".
-
-    Returns:
-        ``bf1``, ``bf2``: edge F-score at 1 and 2 voxels against the training target (the leaderboard's
-        ``edge_bf2``); ``thin_bf1``, ``thin_bf2``: the same against the thin boundary; ``interior``: the share of
-        predicted edge voxels (probability > ``threshold``) more than 2 voxels from every thin boundary (0 for a
-        boundary, large for a blob); ``thickness``: predicted edge voxels per thin-boundary voxel (about 2 for a
-        perfect copy of the target on large, well separated regions; more for a blob).
-    """
-    if layout:
-        gt = _regions(_read_2d(label, layout), convention)
-        prob = _read_2d(edge).astype(np.float32) / 255.0
-        shape = next(iter(gt.values())).shape
-        if prob.shape != shape:
-            raise ValueError(f"{edge}: edge map of shape {prob.shape}, ground truth {label} {shape}")
-        pred = prob > threshold
-    else:
-        gt_img = nib.load(str(label))
-        gt = _regions(np.asarray(gt_img.dataobj), convention)
-        pred = np.asarray(nib.load(str(edge)).dataobj).reshape(gt_img.shape[:3]) > threshold
-    masks = [gt[r] for r in regions]
-    return edge_map_scores(pred, masks, edge_target(masks))
 
 
 class PeakMemory:
@@ -804,9 +735,9 @@ def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed:
     ground truth's bounding box with a margin of its size."""
     from .visualize import overlay, save_montage, to_uint8
 
-    image = _read_2d(item["image"])
+    image = read_2d(item["image"])
     gray_full = image[1] if image.ndim == 3 and image.shape[0] >= 3 else image.reshape(image.shape[-2:])
-    gt = _read_2d(item["label"], task.layout) > 0
+    gt = read_2d(item["label"], task.layout) > 0
     box = np.argwhere(gt)
     if box.size:  # the structure and a margin as large as itself
         lo, hi = box.min(0), box.max(0) + 1
@@ -821,9 +752,9 @@ def _montage_2d(task: Task, out: Path, methods: Sequence[str], item: dict, seed:
             pred, edge = _outputs(out / "runs" / f"{name}_seed{seed}" / "pred", item, task)
         except FileNotFoundError:
             continue
-        tiles.append((name, overlay(gray, crop((_read_2d(pred) > 0).astype(np.uint8)))))
+        tiles.append((name, overlay(gray, crop((read_2d(pred) > 0).astype(np.uint8)))))
         if edge is not None:  # the edge head's probability map
-            tiles.append((f"{name} edge head", crop(_read_2d(edge)).astype(np.uint8)))
+            tiles.append((f"{name} edge head", crop(read_2d(edge)).astype(np.uint8)))
     per_row = 4  # a grid, each row titled by its tiles' names
     rows = [(" | ".join(n for n, _ in tiles[i:i + per_row]), [t for _, t in tiles[i:i + per_row]])
             for i in range(0, len(tiles), per_row)]

@@ -1,6 +1,8 @@
-"""Per-image 2D segmentation metrics (the papers' and their communities'), and MONAI metric objects for them."""
+"""Per-image 2D segmentation metrics (the papers' and their communities'), MONAI metric objects for them, and the
+scores of an edge head's saved map (:mod:`.edge_head`)."""
 
 from .cumulative import PER_IMAGE_METRICS, PerImageMetric
+from .edge_head import edge_target, read_2d, region_masks, score_edge_head
 from .segmentation2d import (
     accuracy,
     auc,
@@ -28,6 +30,10 @@ from .segmentation2d import (
 
 __all__ = [
     "edge_map_scores",
+    "edge_target",
+    "read_2d",
+    "region_masks",
+    "score_edge_head",
     "PER_IMAGE_METRICS",
     "PerImageMetric",
     "accuracy",

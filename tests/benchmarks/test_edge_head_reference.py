@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from scipy import ndimage
 
-from edge_networks.leaderboard import edge_target
+from edge_networks.metrics import edge_target
 from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

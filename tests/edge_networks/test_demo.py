@@ -27,7 +27,7 @@ def test_overlays_show_the_edge_map_beside_its_training_target(tmp_path, monkeyp
     import nibabel as nib
     import numpy as np
 
-    from edge_networks.leaderboard import edge_target
+    from edge_networks.metrics import edge_target
 
     g = np.indices((20, 20, 12)) - np.array([10, 10, 6])[:, None, None, None]
     r = np.sqrt((g**2).sum(0))

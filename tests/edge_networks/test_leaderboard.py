@@ -140,7 +140,7 @@ def _nifti(array, path):
 def test_edge_head_score_tells_a_boundary_from_a_blob(tmp_path):
     from scipy import ndimage
 
-    from edge_networks.leaderboard import score_edge_head
+    from edge_networks.metrics import score_edge_head
 
     zz, yy, xx = np.mgrid[:40, :40, :40]
     ball = (zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 12 ** 2
@@ -294,7 +294,7 @@ def test_2d_edge_head_score_reads_the_png_map_through_the_layout(tmp_path):
     1 at one pixel with nothing inside, the filled disc is a blob; a transposed map is refused."""
     from scipy import ndimage
 
-    from edge_networks.leaderboard import score_edge_head
+    from edge_networks.metrics import score_edge_head
 
     yy, xx = np.mgrid[:48, :64]
     disc = (yy - 24) ** 2 + (xx - 30) ** 2 <= 12 ** 2
@@ -364,7 +364,7 @@ def test_kits_edge_heads_are_scored_against_kidney_and_tumour_edges(tmp_path):
 def test_edge_target_is_the_union_of_both_sides_of_every_region_boundary(spatial_dims):
     from scipy import ndimage
 
-    from edge_networks.leaderboard import edge_target
+    from edge_networks.metrics import edge_target
 
     g = np.indices((24,) * spatial_dims) - 12
     r = np.sqrt((g**2).sum(0))
