@@ -28,6 +28,7 @@ Usage::
     python -m edge_networks.bundle.generate             # regenerate every bundle of the specs
     python -m edge_networks.bundle.generate --check     # exit 1, listing each difference, if any file drifted
     edge-seg-generate egcnn_brats --out /tmp/bundles    # one bundle into another folder
+    edge-seg-generate --explain cenet_brats3d learning_rate   # which layer set a key, what the lower ones had
 
 A spec of a new bundle for a new paper on an existing task is a few tens of lines: see the README.
 """
@@ -50,7 +51,7 @@ from monai.bundle.utils import merge_kv
 from .datalists import BUNDLES_ENV, REPO_BUNDLES, bundles_dir
 
 __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "build_bundle", "write_bundle",
-           "check_bundles"]
+           "check_bundles", "explain"]
 
 PARTS_DIR = REPO_BUNDLES / "_parts"
 FULL_CONFIGS = ("train.json", "inference.json", "metadata.json")
@@ -146,6 +147,62 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
     return out
 
 
+_UNSET = object()
+
+
+def _value(config: Any, key: str) -> Any:
+    try:
+        return config[key] if isinstance(config, ConfigParser) else ConfigParser(config)[key]
+    except (KeyError, IndexError, TypeError):
+        return _UNSET
+
+
+def explain(name: str, key: str, filename: str = "train.json", parts_dir: str | Path = PARTS_DIR
+            ) -> list[tuple[str, Any]]:
+    """Where ``key`` (MONAI's ``a#b`` form) of bundle ``name``'s ``filename`` gets its value: every layer, in merge
+    order, after which the value changed, as ``(layer, value after it)``; the last one set the generated value.
+    Layers are the part files (``common/train.json``, ``networks/cenet/shared.json``, ...) and the spec's sections
+    (``specs/<name>.json [shared]``). An empty list: no layer sets ``key``.
+
+    Raises:
+        FileNotFoundError: no spec for ``name``.
+        ValueError: ``filename`` is not a config file of the bundles.
+    """
+    if filename not in FULL_CONFIGS + OVERRIDE_CONFIGS:
+        raise ValueError(f"{filename!r} is not a bundle config; choose one of {[*FULL_CONFIGS, *OVERRIDE_CONFIGS]}")
+    parts_dir = Path(parts_dir)
+    spec = _spec(name, parts_dir)
+    files, sections = _layers(filename, spec, parts_dir)
+    names = [str(f.relative_to(parts_dir)) for f in files]
+    names += [f"specs/{name}.json [{k}]" for k in (("shared",) if filename in ("train.json", "inference.json") else ())
+              + (filename,) if k in spec]
+    history: list[tuple[str, Any]] = []
+    last: Any = _UNSET
+    for i, layer in enumerate(names):
+        if filename in FULL_CONFIGS:
+            upto = files[: i + 1]
+            config: Any = ConfigParser(ConfigParser.load_config_files([str(f) for f in upto]) if upto else {})
+            for section in sections[: max(0, i + 1 - len(files))]:
+                for k, v in section.items():
+                    merge_kv(config, k, v)
+        else:
+            config = {}
+            for part in [*(ConfigParser.load_config_file(str(f)) for f in files), *sections][: i + 1]:
+                for k, v in part.items():
+                    merge_kv(config, k, v)
+            if key in config:  # override files keep their "a#b" keys literally
+                value = config[key]
+                if value != last:
+                    history.append((layer, value))
+                    last = value
+                continue
+        value = _value(config, key)
+        if value is not _UNSET and value != last:
+            history.append((layer, value))
+            last = value
+    return history
+
+
 def write_bundle(name: str, out_dir: str | Path = REPO_BUNDLES, parts_dir: str | Path = PARTS_DIR,
                  files: dict[str, Any] | None = None) -> Path:
     """Generate bundle ``name`` into ``out_dir/<name>/configs`` (``files``: from :func:`build_bundle`, built here
@@ -224,12 +281,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where the bundle folders go (default: BUNDLES)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; list the differences with the committed files and exit 1 if any")
+    parser.add_argument("--explain", nargs=2, metavar=("BUNDLE", "KEY"),
+                        help="print which layer of the parts set KEY (a#b) of BUNDLE, and what each lower layer had")
+    parser.add_argument("--file", default="train.json", help="the config file --explain looks in (default train.json)")
     args = parser.parse_args(argv)
     try:
         if args.parts is None or args.out is None:
             root = bundles_dir(args.bundles)
             args.parts = args.parts or str(root / "_parts")
             args.out = args.out or str(root)
+        if args.explain:
+            bundle, key = args.explain
+            history = explain(bundle, key, args.file, args.parts)
+            if not history:
+                print(f"{bundle} {args.file}: no layer sets {key!r}")
+                return 1
+            print(f"{bundle} {args.file} {key!r}, layer by layer (lowest first):")
+            for layer, value in history:
+                print(f"  {layer}: {json.dumps(value)}")
+            print(f"set by {history[-1][0]}")
+            return 0
         names = args.names or bundle_names(args.parts)
         if args.check:
             problems = check_bundles(names, args.out, args.parts)

@@ -8,7 +8,16 @@ import shutil
 import pytest
 from monai.bundle import ConfigParser
 
-from edge_networks.bundle.generate import PARTS_DIR, build_bundle, bundle_names, check_bundles, main, write_bundle
+from edge_networks.bundle.generate import (
+    OVERRIDE_CONFIGS,
+    PARTS_DIR,
+    build_bundle,
+    bundle_names,
+    check_bundles,
+    explain,
+    main,
+    write_bundle,
+)
 from tests.helpers import BUNDLES_DIR, discovered_bundles
 
 
@@ -97,3 +106,30 @@ def test_spec_without_a_task_part_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--parts", str(parts), "--out", str(out)]) == 2 and not out.exists()
     assert "error: bundle broken: train.json has no" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "filename", "key"), [
+    ("cenet_brats3d", "train.json", "learning_rate"), ("cenet_brats3d", "train.json", "norm"),
+    ("egcnn_kits", "inference.json", "preprocessing#transforms"), ("banet_rim_one", "train.json", "loss"),
+    ("egcnn_brats", "cpu_small.json", "roi_size"), ("etnet_refuge", "metadata.json", "task"),
+])
+def test_explain_ends_with_the_generated_value(name, filename, key):
+    history = explain(name, key, filename)
+    assert history, f"no layer sets {key}"
+    generated = build_bundle(name)[filename]
+    expected = generated[key] if filename in OVERRIDE_CONFIGS else ConfigParser(generated)[key]
+    assert history[-1][1] == expected
+    assert len({layer for layer, _ in history}) == len(history)  # each layer once, in merge order
+
+
+def test_explain_names_each_layer_that_changed_a_key(capsys):
+    # cenet_brats3d's learning rate: the common default, CE-Net's part, then the bundle's own spec
+    layers = [layer for layer, _ in explain("cenet_brats3d", "learning_rate")]
+    assert layers[0] == "common/train.json" and layers[-1] == "specs/cenet_brats3d.json [train.json]"
+    assert "networks/cenet/train.json" in layers
+    assert main(["--explain", "cenet_brats3d", "learning_rate"]) == 0
+    out = capsys.readouterr().out
+    assert "common/train.json: 0.0001" in out and out.strip().endswith("set by specs/cenet_brats3d.json [train.json]")
+    assert main(["--explain", "cenet_brats3d", "no_such_key"]) == 1
+    with pytest.raises(ValueError, match="not a bundle config"):
+        explain("cenet_brats3d", "epochs", "nope.json")
