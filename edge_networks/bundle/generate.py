@@ -36,12 +36,13 @@ A spec of a new bundle for a new paper on an existing task is a few tens of line
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,8 @@ def _spec(name: str, parts_dir: Path) -> dict:
     return spec
 
 
-def _layers(filename: str, spec: dict, parts_dir: Path) -> tuple[list[Path], list[dict]]:
-    """The part files merged into ``filename`` (in order), and the spec's own sections after them."""
+def _layers(filename: str, spec: dict, parts_dir: Path) -> tuple[list[Path], dict[str, dict]]:
+    """The part files merged into ``filename`` (in order), and the spec's own sections after them, by name."""
     folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
     shared = filename in ("train.json", "inference.json")
     files = []
@@ -97,8 +98,19 @@ def _layers(filename: str, spec: dict, parts_dir: Path) -> tuple[list[Path], lis
             files.append(folder / "shared.json")
         if (folder / filename).exists():
             files.append(folder / filename)
-    sections = [spec[k] for k in (("shared",) if shared else ()) + (filename,) if k in spec]
+    sections = {k: spec[k] for k in (("shared",) if shared else ()) + (filename,) if k in spec}
     return files, sections
+
+
+def _merged(filename: str, files: Sequence[Path], sections: dict[str, dict]) -> Iterator[Any]:
+    """The config after each layer, merged in order with MONAI's ``merge_kv``: into a :class:`ConfigParser` for the
+    full configs (what ``ConfigParser.load_config_files`` does), into a plain dict for the override configs (their
+    ``"a#b"`` keys stay literal for MONAI to apply at run time). The same object is yielded after every layer."""
+    config: Any = ConfigParser(config={}) if filename in FULL_CONFIGS else {}
+    for layer in [*(ConfigParser.load_config_file(str(f)) for f in files), *sections.values()]:
+        for k, v in layer.items():
+            merge_kv(config, k, v)
+        yield config
 
 
 def _has(parser: ConfigParser, key: str) -> bool:
@@ -123,11 +135,9 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
         files, sections = _layers(filename, spec, parts_dir)
         if not files and not sections:
             continue
+        *_, merged = _merged(filename, files, sections)
         if filename in FULL_CONFIGS:
-            parser = ConfigParser(ConfigParser.load_config_files([str(f) for f in files]) if files else {})
-            for section in sections:
-                for k, v in section.items():
-                    merge_kv(parser, k, v)
+            parser = merged
             missing = [k for k in REQUIRED[filename] if not _has(parser, k)]
             if missing:
                 raise ValueError(f"bundle {name}: {filename} has no {missing}; add the network and task parts to "
@@ -137,10 +147,7 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
                 config = {k: v for k, v in config.items() if k == "imports"} | {
                     "bundle_root": f"$edge_networks.bundle.bundle_root('{name}')"} | config
         else:
-            config = {}
-            for layer in [*(ConfigParser.load_config_file(str(f)) for f in files), *sections]:
-                for k, v in layer.items():
-                    merge_kv(config, k, v)
+            config = merged
         out[filename] = config
     for filename in TEXT_FILES:
         out[filename] = (parts_dir / "common" / filename).read_text()
@@ -151,8 +158,11 @@ _UNSET = object()
 
 
 def _value(config: Any, key: str) -> Any:
+    """``key`` of a merged config (``a#b`` nested in a parser; literal in an override dict), or ``_UNSET``."""
+    if not isinstance(config, ConfigParser):
+        return config.get(key, _UNSET)
     try:
-        return config[key] if isinstance(config, ConfigParser) else ConfigParser(config)[key]
+        return config[key]
     except (KeyError, IndexError, TypeError):
         return _UNSET
 
@@ -173,33 +183,14 @@ def explain(name: str, key: str, filename: str = "train.json", parts_dir: str | 
     parts_dir = Path(parts_dir)
     spec = _spec(name, parts_dir)
     files, sections = _layers(filename, spec, parts_dir)
-    names = [str(f.relative_to(parts_dir)) for f in files]
-    names += [f"specs/{name}.json [{k}]" for k in (("shared",) if filename in ("train.json", "inference.json") else ())
-              + (filename,) if k in spec]
+    names = [str(f.relative_to(parts_dir)) for f in files] + [f"specs/{name}.json [{k}]" for k in sections]
     history: list[tuple[str, Any]] = []
     last: Any = _UNSET
-    for i, layer in enumerate(names):
-        if filename in FULL_CONFIGS:
-            upto = files[: i + 1]
-            config: Any = ConfigParser(ConfigParser.load_config_files([str(f) for f in upto]) if upto else {})
-            for section in sections[: max(0, i + 1 - len(files))]:
-                for k, v in section.items():
-                    merge_kv(config, k, v)
-        else:
-            config = {}
-            for part in [*(ConfigParser.load_config_file(str(f)) for f in files), *sections][: i + 1]:
-                for k, v in part.items():
-                    merge_kv(config, k, v)
-            if key in config:  # override files keep their "a#b" keys literally
-                value = config[key]
-                if value != last:
-                    history.append((layer, value))
-                    last = value
-                continue
+    for layer, config in zip(names, _merged(filename, files, sections)):
         value = _value(config, key)
         if value is not _UNSET and value != last:
-            history.append((layer, value))
-            last = value
+            last = copy.deepcopy(value)  # later layers merge into the same objects
+            history.append((layer, last))
     return history
 
 

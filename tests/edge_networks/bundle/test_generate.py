@@ -112,6 +112,7 @@ def test_spec_without_a_task_part_is_refused(tmp_path, capsys):
     ("cenet_brats3d", "train.json", "learning_rate"), ("cenet_brats3d", "train.json", "norm"),
     ("egcnn_kits", "inference.json", "preprocessing#transforms"), ("banet_rim_one", "train.json", "loss"),
     ("egcnn_brats", "cpu_small.json", "roi_size"), ("etnet_refuge", "metadata.json", "task"),
+    ("banet_rim_one", "inference.json", "split_edges#4#writer"),
 ])
 def test_explain_ends_with_the_generated_value(name, filename, key):
     history = explain(name, key, filename)
@@ -127,6 +128,9 @@ def test_explain_names_each_layer_that_changed_a_key(capsys):
     layers = [layer for layer, _ in explain("cenet_brats3d", "learning_rate")]
     assert layers[0] == "common/train.json" and layers[-1] == "specs/cenet_brats3d.json [train.json]"
     assert "networks/cenet/train.json" in layers
+    # a later layer that sets one item of a list the earlier layer defined still counts as a change of the list
+    assert [layer for layer, _ in explain("banet_rim_one", "split_edges", "inference.json")][-2:] == \
+        ["networks/banet/inference.json", "networks/banet_image2d/inference.json"]
     assert main(["--explain", "cenet_brats3d", "learning_rate"]) == 0
     out = capsys.readouterr().out
     assert "common/train.json: 0.0001" in out and out.strip().endswith("set by specs/cenet_brats3d.json [train.json]")
