@@ -38,7 +38,7 @@ from monai.handlers import CheckpointSaver
 from monai.transforms import Randomizable
 
 from .flags import flag
-from .handlers import NonFiniteLossError, StopOnNonFiniteLoss
+from .handlers import LR_HINT, PRECISION_HINT, NonFiniteLossError, advice
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -306,12 +306,10 @@ class ResumableCheckpointSaver:
         if bad:
             # the loss of the epoch's last step was finite but its gradient was not: a checkpoint now would be the
             # one --resume picks, so none is written
-            last = find_resume_checkpoint(self.save_dir)
             raise NonFiniteLossError(
                 f"training stopped: after epoch {trainer.state.epoch} (iteration {trainer.state.iteration}) the "
-                f"weights are not finite ({len(bad)} tensors, e.g. {bad[0]}); no checkpoint was written. "
-                + (f"The last finite checkpoint is {last}: `--resume true` continues from it. " if last else "")
-                + "Try: " + "; ".join(StopOnNonFiniteLoss.DEFAULT_HINTS) + ".")
+                f"weights are not finite ({len(bad)} tensors, e.g. {bad[0]}); no checkpoint was written."
+                + advice(self.save_dir, (PRECISION_HINT, LR_HINT)))
         # ignite removes the worst checkpoint before writing when n_saved is reached; keeping one spare slot and
         # trimming after the write leaves the newest n_saved complete at every moment
         self.epochs(trainer)

@@ -22,7 +22,7 @@ from ignite.handlers import TerminateOnNan
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys
 
-__all__ = ["NonFiniteLossError", "StopOnNonFiniteLoss", "batch_files"]
+__all__ = ["NonFiniteLossError", "StopOnNonFiniteLoss", "batch_files", "advice"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,6 +45,23 @@ def batch_files(batch: Any, key: str = CommonKeys.IMAGE, limit: int = 4) -> list
     return [Path(str(n[0] if isinstance(n, (list, tuple)) else n)).name for n in names[:limit]]
 
 
+PRECISION_HINT = "--cpu_bf16 false (CPU bfloat16 autocast) or --amp false (CUDA mixed precision) to train in float32"
+LR_HINT = "a lower --learning_rate"
+
+
+def advice(ckpt_dir: str | Path | None, hints: Sequence[str]) -> str:
+    """The end of a non-finite training error: the checkpoint ``--resume true`` continues from (the newest in
+    ``ckpt_dir``, which holds finite weights), then ``hints``."""
+    resume = ""
+    if ckpt_dir is not None:
+        from .checkpoints import find_resume_checkpoint  # checkpoints imports this module
+
+        last = find_resume_checkpoint(ckpt_dir)
+        resume = (f" The last finite checkpoint is {last}: `--resume true` continues from it." if last else
+                  f" No epoch checkpoint in {ckpt_dir} yet: the run must start again.")
+    return resume + " Try: " + "; ".join(hints) + "."
+
+
 class StopOnNonFiniteLoss(TerminateOnNan):
     """Raise :class:`NonFiniteLossError` at the first NaN or infinite training loss, before the backward pass.
 
@@ -61,11 +78,8 @@ class StopOnNonFiniteLoss(TerminateOnNan):
         {"_target_": "edge_networks.bundle.StopOnNonFiniteLoss", "ckpt_dir": "@ckpt_dir"}
     """
 
-    DEFAULT_HINTS = (
-        "--cpu_bf16 false (CPU bfloat16 autocast) or --amp false (CUDA mixed precision) to train in float32",
-        "a lower --learning_rate",
-        "a look at this batch's images and labels (an empty or constant image, a corrupt file)",
-    )
+    DEFAULT_HINTS = (PRECISION_HINT, LR_HINT,
+                     "a look at this batch's images and labels (an empty or constant image, a corrupt file)")
 
     def __init__(self, output_transform: Callable[[Any], Any] | None = None, ckpt_dir: str | Path | None = None,
                  hints: Sequence[str] | None = None) -> None:
@@ -94,12 +108,4 @@ class StopOnNonFiniteLoss(TerminateOnNan):
                  f"{length or '?'} (iteration {state.iteration} overall)")
         if files:
             where += f", batch {', '.join(files)}"
-        where += "; no optimiser step was taken with it."
-        resume = ""
-        if self.ckpt_dir is not None:
-            from .checkpoints import find_resume_checkpoint
-
-            last = find_resume_checkpoint(self.ckpt_dir)
-            resume = (f" The last finite checkpoint is {last}: `--resume true` continues from it." if last else
-                      f" No epoch checkpoint in {self.ckpt_dir} yet: the run must start again.")
-        return where + resume + " Try: " + "; ".join(self.hints) + "."
+        return where + "; no optimiser step was taken with it." + advice(self.ckpt_dir, self.hints)

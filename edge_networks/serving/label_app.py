@@ -264,13 +264,13 @@ class EdgeSegApp(MONAILabelApp):
         request = dict(request)
         image = request.get("image")
         allowed = allowed_paths()
+        store = datastore or self.datastore()
         study_id = None
         if not isinstance(image, str) or not image:
             raise HTTPException(status_code=422, detail="no study: pass ?image=<study id>, a file or a session_id")
         if image in allowed:
             path, name = image, allowed[image]
-        else:
-            store = datastore or self.datastore()
+        else:  # a study id, also when params named it: checked here, whatever the datastore
             path, name, study_id = store.get_image_uri(check_id(image)), image, image
         if request.get("label") not in (None, *allowed):
             request.pop("label")  # only this request's own upload
@@ -281,12 +281,12 @@ class EdgeSegApp(MONAILabelApp):
             result = super().infer(request, datastore)
         if save_label and result.get("file"):
             tag = check_id(request.get("label_tag", DefaultLabelTag.ORIGINAL.value), "label tag")
-            result["label"] = (datastore or self.datastore()).save_label(
+            result["label"] = store.save_label(
                 study_id, result["file"], tag, {"model": model, "params": result.get("params")})
         return result
 
     def _known(self, kind: str, name: Any, available: dict) -> None:
-        if (name or None) is not None and name not in available:
+        if name and name not in available:
             raise HTTPException(status_code=404, detail=f"no {kind} {name!r}; available: {sorted(available)}")
 
     def next_sample(self, request):

@@ -9,8 +9,9 @@ requests per model (:class:`~edge_networks.serving.label_app.EdgeSegApp`), so co
 run one after another while ``/info`` and the datastore keep answering.
 
 The ``/infer`` route's replacement also checks what the client sent before MONAI Label sees it
-(:func:`check_infer_request`): a study id or an upload or a session (empty: 422), well-formed ids (404 otherwise,
-see :mod:`.ids`), ``params`` that are a JSON object (422). An upload is saved by this module, so the app knows the
+(:func:`check_infer_request`): a study id or an upload or a session (empty: 422), ``params`` that are a JSON
+object (422); every replaced route checks its id parameters (:data:`ID_PARAMETERS`, 404 when ill-formed, see
+:mod:`.ids`). An upload is saved by this module, so the app knows the
 one server path this request may read (:func:`allowed_paths`).
 """
 
@@ -65,7 +66,7 @@ def check_infer_request(kwargs: dict[str, Any]) -> dict[str, str]:
     upload to a private temporary file and hand it on as the study. Returns the allowed paths (:func:`allowed_paths`).
 
     Raises:
-        HTTPException: 422 no study given, or ``params`` not a JSON object; 404 an ill-formed study or session id.
+        HTTPException: 422 no study given, or ``params`` not a JSON object.
     """
     image, session_id, upload = kwargs.get("image") or "", kwargs.get("session_id") or "", kwargs.get("file")
     params = kwargs.get("params")
@@ -76,7 +77,7 @@ def check_infer_request(kwargs: dict[str, Any]) -> dict[str, str]:
             raise HTTPException(status_code=422, detail=f"params is not JSON: {e.msg} at character {e.pos}") from None
         if not isinstance(parsed, dict):
             raise HTTPException(status_code=422, detail="params must be a JSON object")
-    allowed: dict[str, str] = {}
+    allowed: dict[str, str] = {}  # ids (image, session_id) were checked with the other id parameters
     if upload is not None:
         name = Path(upload.filename or "upload.nii.gz").name
         suffix = "".join(Path(name).suffixes) or ".nii.gz"
@@ -87,12 +88,8 @@ def check_infer_request(kwargs: dict[str, Any]) -> dict[str, str]:
         allowed[path] = name
         kwargs["file"] = None
         kwargs["image"] = path
-    elif session_id:
-        check_id(session_id, "session")
-    elif not image:
+    elif not image and not session_id:
         raise HTTPException(status_code=422, detail="no study: pass ?image=<study id>, a file or a session_id")
-    else:
-        check_id(image)
     return allowed
 
 
@@ -103,16 +100,15 @@ def _threaded(original: Callable[..., Any], infer: bool) -> Callable[..., Any]:
     def endpoint(*args: Any, **kwargs: Any) -> Any:
         for key, kind in ID_PARAMETERS.items():
             value = kwargs.get(key)
-            if isinstance(value, str) and value and not (infer and key == "image"):
+            if isinstance(value, str) and value:
                 check_id(value, kind)
         allowed = check_infer_request(kwargs) if infer else {}
         try:
             with _allowing(allowed):
                 return asyncio.run(original(*args, **kwargs))
         finally:
-            for path in allowed:
-                if os.path.basename(os.path.dirname(path)).startswith("edge-seg-upload-"):
-                    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+            for path in allowed:  # the uploads check_infer_request saved, each in its own folder
+                shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
     # original's parameters, without functools.wraps's __wrapped__ (FastAPI follows it and would await the result)
     endpoint.__signature__ = inspect.signature(original)
