@@ -17,6 +17,7 @@ infos); :meth:`~edge_networks.serving.label_app.EdgeSegApp.infer` to the ``image
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -148,7 +149,7 @@ class SafeLocalDatastore(LocalDatastore):
         if image_id:
             check_id(image_id)
         else:
-            check_id(self._to_id(image_filename.rsplit("/", 1)[-1])[0])
+            check_id(self._to_id(os.path.basename(image_filename))[0])
         return super().add_image(image_id, image_filename, image_info)
 
     def remove_image(self, image_id: str) -> None:
