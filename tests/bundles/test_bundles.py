@@ -1,10 +1,11 @@
-"""Every bundle of ``bundles/``, data-driven: discovered from the folder, small settings from ``tests.helpers.SMALL``.
+"""Every bundle of ``bundles/``, data-driven: discovered from the folder, small settings from ``tests.helpers.SMALL``
+(each bundle's ``cpu_small`` profile with smaller windows).
 
 Cheap checks run in-process on each bundle: MONAI's ``ConfigWorkflow`` with ``check_properties`` for the train
 and infer workflows, one real training iteration of the bundle's trainer on tiny volumes, ``verify_net_in_out``,
 the metadata against the local schema and the file set of BUNDLE_CONVENTIONS.md. Then one real command-line
 chain per bundle on a tiny dataset: ``python -m monai.bundle run training`` -> ``evaluate.json`` -> ``inference.json``
--> ``ckpt_export``, each step checked on its outputs. A new bundle needs one row in ``SMALL``; nothing else.
+-> ``ckpt_export``, each step checked on its outputs. A new bundle needs one row in ``TINY``; nothing else.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ CONVENTION_FILES = ("metadata.json", "train.json", "evaluate.json", "inference.j
 
 
 def test_every_bundle_has_a_small_setting():
-    assert sorted(SMALL) == discovered_bundles(), "add the new bundle's row to tests.helpers.SMALL"
+    assert sorted(SMALL) == discovered_bundles(), "add the new bundle's row to tests.helpers.TINY"
 
 
 def _workflow(name: str, kind: str, data: Path, tmp: Path, **extra) -> ConfigWorkflow:
@@ -240,8 +241,7 @@ def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roo
         _check_image2d_outputs(name, data, pred)
         return
     edges = has_edge_output(name)
-    edge_postfix = next((t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
-                         if t["_target_"] == "SaveImaged"), None)
+    edge_postfix = _edge_postfix(name)
     items = build_datalist(layout(name), data)
     # one label map per case, and one edge map for the edge networks (--save_edges true)
     assert len(list(pred.glob("*.nii.gz"))) == (2 if edges else 1) * len(items)
@@ -261,13 +261,18 @@ def test_cli_inference_keeps_geometry_and_writes_label_values(chain, dataset_roo
             assert 0.0 <= e.min() and e.max() <= 1.0 and e.dtype == np.float32
 
 
+def _edge_postfix(name: str) -> str | None:
+    """The file postfix of a bundle's edge map (``--save_edges true``), None for a network without an edge head."""
+    config = read_json(name, "inference.json")
+    return config["edge_postfix"] if config["split_edges"] else None
+
+
 def _check_image2d_outputs(name: str, data: Path, pred: Path) -> None:
     """2D bundles: one mask PNG and one overlay PNG per input image (each page of a TIFF stack), named after the
     input's stem, with the input's width and height, holding only the metadata's label values."""
     items = build_datalist(layout(name), data)
     assert len(list(pred.glob("*_seg.png"))) == len(list(pred.glob("*_overlay.png"))) == len(items)
-    edge_postfix = next((t["output_postfix"] for t in read_json(name, "inference.json")["split_edges"]
-                         if t["_target_"] == "SaveImaged"), None)
+    edge_postfix = _edge_postfix(name)
     assert len(list(pred.glob(f"*_{edge_postfix}.png"))) == (len(items) if edge_postfix else 0)
     for item in items:
         src = read_image_2d(item["image"], item.get("page"))

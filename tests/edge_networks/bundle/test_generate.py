@@ -112,7 +112,7 @@ def test_spec_without_a_task_part_is_refused(tmp_path, capsys):
     ("cenet_brats3d", "train.json", "learning_rate"), ("cenet_brats3d", "train.json", "norm"),
     ("egcnn_kits", "inference.json", "preprocessing#transforms"), ("banet_rim_one", "train.json", "loss"),
     ("egcnn_brats", "cpu_small.json", "roi_size"), ("etnet_refuge", "metadata.json", "task"),
-    ("banet_rim_one", "inference.json", "split_edges#4#writer"),
+    ("banet_rim_one", "inference.json", "edge_writer"), ("egcnn_kits", "inference.json", "edge_offset"),
 ])
 def test_explain_ends_with_the_generated_value(name, filename, key):
     history = explain(name, key, filename)
@@ -128,12 +128,28 @@ def test_explain_names_each_layer_that_changed_a_key(capsys):
     layers = [layer for layer, _ in explain("cenet_brats3d", "learning_rate")]
     assert layers[0] == "common/train.json" and layers[-1] == "specs/cenet_brats3d.json [train.json]"
     assert "networks/cenet/train.json" in layers
-    # a later layer that sets one item of a list the earlier layer defined still counts as a change of the list
-    assert [layer for layer, _ in explain("banet_rim_one", "split_edges", "inference.json")][-2:] == \
-        ["networks/banet/inference.json", "networks/banet_image2d/inference.json"]
+    # a later layer that sets one item of a dict an earlier layer defined still counts as a change of the dict
+    assert [layer for layer, _ in explain("cenet_oct", "prob_saver", "inference.json")] == \
+        ["tasks/image2d/inference.json", "tasks/oct/inference.json"]
     assert main(["--explain", "cenet_brats3d", "learning_rate"]) == 0
     out = capsys.readouterr().out
     assert "common/train.json: 0.0001" in out and out.strip().endswith("set by specs/cenet_brats3d.json [train.json]")
     assert main(["--explain", "cenet_brats3d", "no_such_key"]) == 1
     with pytest.raises(ValueError, match="not a bundle config"):
         explain("cenet_brats3d", "epochs", "nope.json")
+
+
+def _override_keys(path):
+    """The keys a part file sets: its top-level keys; a spec's, those of each of its file sections."""
+    config = json.loads(path.read_text())
+    if path.parent.name == "specs":
+        return [k for section in config.values() if isinstance(section, dict) for k in section]
+    return list(config)
+
+
+def test_no_part_addresses_a_list_item_by_position():
+    """Overrides name what they change (``edge_offset``, ``prob_saver#scale``), never a list position
+    (``split_edges#5#func``): reordering a lower layer's list must not silently retarget them."""
+    positional = [f"{path.relative_to(PARTS_DIR)}: {key}" for path in sorted(PARTS_DIR.rglob("*.json"))
+                  for key in _override_keys(path) if any(part.isdigit() for part in key.lstrip("+").split("#")[1:])]
+    assert not positional, positional
