@@ -16,6 +16,7 @@ from monai.bundle import ConfigParser
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from edge_networks.bundle import cpu_small
 from edge_networks.data import build_datalist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,36 +41,36 @@ TINY_2D = {
     "images_masks": ("oct", 4, (56, 72)),
 }
 
-# Every bundle's small setting for the tests: its own network, narrower, with small windows (what
-# configs/cpu_small.json does, smaller still), so a CLI run takes seconds on a CPU. A new bundle adds one row.
-_EGCNN = {"backbone_kwargs": {"init_filters": 8}, "edge_channels": 8, "roi_size": [32, 32, 32]}
-_BA = {"features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16}
-_BANET_2D = {"roi_size": [64, 64], "batch_size": 2, "optimizer_name": "adam", "learning_rate": 0.001}
-SMALL: dict[str, dict] = {
-    "egcnn_brats": _EGCNN,
-    "egcnn_kits": {**_EGCNN, "spacing": [6.0, 6.0, 6.0], "num_samples": 1},
-    "boundary_aware_brats": {**_BA, "roi_size": [48, 48]},
-    "boundary_aware_brats3d": {**_BA, "roi_size": [32, 32, 32], "num_samples": 1},
-    "cenet_fundus_od": {"roi_size": [64, 64], "disc_crop_size": [72, 72], "batch_size": 2},
-    "cenet_drive": {"roi_size": [64, 64], "batch_size": 2},
-    "cenet_luna2d": {"roi_size": [64, 64], "batch_size": 2},
-    "cenet_em": {"roi_size": [64, 64], "batch_size": 2},
-    "cenet_oct": {"roi_size": [64, 64], "batch_size": 2},
-    "cenet_brats3d": {"roi_size": [32, 32, 32]},
-    "etnet_refuge": {"roi_size": [64, 64], "disc_crop_size": [72, 72], "batch_size": 2},
-    "etnet_drive": {"roi_size": [64, 64], "batch_size": 2},
-    "etnet_montgomery": {"roi_size": [64, 64], "batch_size": 2},
-    "etnet_luna2d": {"roi_size": [64, 64], "batch_size": 2},
-    "etnet_brats3d": {"roi_size": [32, 32, 32]},
-    # BA-Net's paper recipe is SGD at lr 1e-4: one step moves small-gradient norm weights by less than float32's
-    # resolution, so the tests train with cpu_small's Adam 1e-3 (every parameter must move in two steps)
-    "banet_isic": _BANET_2D,
-    "banet_polyp": _BANET_2D,
-    "banet_shenzhen": _BANET_2D,
-    "banet_rim_one": _BANET_2D,
-    "banet_kits3d": {"reduce_channels": 16, "aspp_channels": 16, "spacing": [6.0, 6.0, 6.0], "num_samples": 1,
-                     "roi_size": [32, 32, 32]},
+# Every bundle's small setting for the tests: its ``configs/cpu_small.json`` profile (narrow networks, the CPU
+# optimiser; :func:`edge_networks.bundle.cpu_small`), then the smaller windows and batches named here, so that a CLI
+# run takes seconds on a CPU. A new bundle adds one row.
+_3D = {"roi_size": [32, 32, 32]}
+_2D = {"roi_size": [64, 64], "batch_size": 2}
+_DISC = {**_2D, "disc_crop_size": [72, 72]}
+_KITS = {**_3D, "spacing": [6.0, 6.0, 6.0], "num_samples": 1}
+TINY: dict[str, dict] = {
+    "egcnn_brats": _3D,
+    "egcnn_kits": _KITS,
+    "boundary_aware_brats": {"roi_size": [48, 48]},
+    "boundary_aware_brats3d": {**_3D, "num_samples": 1},
+    "cenet_fundus_od": _DISC,
+    "cenet_drive": _2D,
+    "cenet_luna2d": _2D,
+    "cenet_em": _2D,
+    "cenet_oct": _2D,
+    "cenet_brats3d": _3D,
+    "etnet_refuge": _DISC,
+    "etnet_drive": _2D,
+    "etnet_montgomery": _2D,
+    "etnet_luna2d": _2D,
+    "etnet_brats3d": _3D,
+    "banet_isic": _2D,
+    "banet_polyp": _2D,
+    "banet_shenzhen": _2D,
+    "banet_rim_one": _2D,
+    "banet_kits3d": {**_KITS, "reduce_channels": 16, "aspp_channels": 16},
 }
+SMALL: dict[str, dict] = {name: {**cpu_small(name, BUNDLES_DIR), **tiny} for name, tiny in TINY.items()}
 # The expensive cross-bundle tests (sharing, torchrun, MONAI Label) run on these in CI (`make test`): one 3D bundle,
 # one 2D network on 3D volumes and one 2D bundle on image files. `make test-all` runs them on every bundle (the
 # others carry the `slow` marker).

@@ -5,6 +5,7 @@ from .io import LoadImage2D, LoadImage2Dd, SaveOverlayd, overlay_image
 from .labels import (
     BRATS_CONVENTIONS,
     BRATS_REGIONS,
+    KITS_CONVENTION,
     KITS_LABELS,
     KITS_REGIONS,
     LAYOUT_LABEL_CONVENTIONS,
@@ -43,6 +44,7 @@ __all__ = [
     "BRATS_CONVENTIONS",
     "BRATS_REGIONS",
     "KITS_LABELS",
+    "KITS_CONVENTION",
     "KITS_REGIONS",
     "BratsRegionsToLabels",
     "BratsRegionsToLabelsd",

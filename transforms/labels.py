@@ -38,6 +38,7 @@ __all__ = [
     "BRATS_REGIONS",
     "KITS_LABELS",
     "KITS_REGIONS",
+    "KITS_CONVENTION",
     "ConvertToBratsRegions",
     "ConvertToBratsRegionsd",
     "BratsRegionsToLabels",
@@ -73,6 +74,8 @@ BRATS_CONVENTIONS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 KITS_LABELS = (0, 1, 2)
 KITS_REGIONS = ("kidneys", "tumour")
+# label values of each KiTS region: the challenge's "Kidneys" counts tumour as kidney
+KITS_CONVENTION: dict[str, tuple[int, ...]] = {"kidneys": (1, 2), "tumour": (2,)}
 
 
 def _convention(name: str) -> dict[str, tuple[int, ...]]:

@@ -8,11 +8,12 @@ module a job:
 - :mod:`.outputs`: output folders, metric files, metric output transforms and file naming;
 - :mod:`.handlers`: training stops at the first non-finite loss (``StopOnNonFiniteLoss``);
 - :mod:`.checkpoints`: atomic, resumable training checkpoints;
+- :mod:`.profiles`: a bundle's ``cpu_small`` profile as data (``cpu_small``);
 
 and the generator that writes every bundle's configs from shared parts (:mod:`.generate`).
 """
 
-from . import checkpoints, datalists, flags, handlers, inferers, outputs, precision
+from . import checkpoints, datalists, flags, handlers, inferers, outputs, precision, profiles
 from .checkpoints import *  # noqa: F403
 from .datalists import *  # noqa: F403
 from .flags import *  # noqa: F403
@@ -20,6 +21,7 @@ from .handlers import *  # noqa: F403
 from .inferers import *  # noqa: F403
 from .outputs import *  # noqa: F403
 from .precision import *  # noqa: F403
+from .profiles import *  # noqa: F403
 
 __all__ = (flags.__all__ + datalists.__all__ + inferers.__all__ + precision.__all__ + outputs.__all__
-           + handlers.__all__ + checkpoints.__all__)
+           + handlers.__all__ + checkpoints.__all__ + profiles.__all__)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from transforms import LayoutMask, LoadImage2D, label_to_edge
-from transforms.labels import BRATS_CONVENTIONS
+from transforms.labels import BRATS_CONVENTIONS, KITS_CONVENTION, KITS_REGIONS
 
 from .segmentation2d import edge_map_scores
 
@@ -20,12 +20,18 @@ __all__ = ["region_masks", "read_2d", "edge_target", "score_edge_head"]
 
 
 def region_masks(label: np.ndarray, writes: str) -> dict[str, np.ndarray]:
-    """The region masks of a label map, by the convention its labels follow: ``brats`` (the BraTS values of
-    :data:`transforms.labels.BRATS_CONVENTIONS`: WT, TC, ET), ``tc`` (1 = tumour core), ``disc`` (a 2D binary target or
-    a written 0/255 mask), ``kits`` (1 kidney, 2 tumour: ``kidney+tumour`` and ``tumour``).
+    """The region masks of a label map, by the convention its labels follow, with the region names of
+    :mod:`transforms.labels`: ``brats`` (:data:`~transforms.labels.BRATS_CONVENTIONS`: WT, TC, ET), ``tc`` (1 = tumour
+    core: TC), ``disc`` (a 2D binary target or a written 0/255 mask), ``kits``
+    (:data:`~transforms.labels.KITS_CONVENTION`: ``kidneys`` = 1 or 2, ``tumour`` = 2).
+
+    Raises:
+        ValueError: an unknown ``writes``.
 
     >>> sorted(region_masks(np.array([0, 1, 2, 4]), "brats")["TC"].nonzero()[0].tolist())
     [1, 3]
+    >>> list(region_masks(np.array([0, 1, 2]), "kits"))
+    ['kidneys', 'tumour']
     """
     if writes == "brats":
         conv = BRATS_CONVENTIONS["brats"]
@@ -34,7 +40,9 @@ def region_masks(label: np.ndarray, writes: str) -> dict[str, np.ndarray]:
         return {"TC": label == 1}
     if writes == "disc":  # a 2D task's binary target (LayoutMask) or written 0/255 mask
         return {"disc": label > 0}
-    return {"kidney+tumour": label > 0, "tumour": label == 2}
+    if writes == "kits":
+        return {r: np.isin(label, KITS_CONVENTION[r]) for r in KITS_REGIONS}
+    raise ValueError(f"unknown label convention {writes!r}; choose one of ['brats', 'tc', 'kits', 'disc']")
 
 
 def read_2d(path: str | Path, layout: str | None = None) -> np.ndarray:

@@ -14,11 +14,13 @@ from edge_networks.leaderboard import (
     METHOD_HAS_EDGES,
     METHODS,
     PeakMemory,
-    _time_budget,
     main,
+    method_settings,
     paired_bootstrap,
     plot_leaderboard,
     run_leaderboard,
+    small_settings,
+    time_budget,
 )
 
 
@@ -107,7 +109,7 @@ def test_time_budget_stops_after_the_last_epoch_that_fits():
     from ignite.engine import Engine
 
     engine = Engine(lambda e, b: time.sleep(0.05))
-    _time_budget(SimpleNamespace(trainer=engine), minutes=0.6 / 60)  # 0.6 s; epochs take 0.1 s
+    time_budget(SimpleNamespace(trainer=engine), minutes=0.6 / 60)  # 0.6 s; epochs take 0.1 s
     t0 = time.perf_counter()
     engine.run(range(2), max_epochs=100)
     assert 3 <= engine.state.epoch <= 6 and time.perf_counter() - t0 < 0.75
@@ -119,10 +121,10 @@ def test_unknown_method_is_refused(tmp_path):
 
 
 def test_cli_overrides_reach_every_method(monkeypatch, tmp_path):
-    import edge_networks.leaderboard as lb
+    import edge_networks.leaderboard.cli as cli
 
     seen = {}
-    monkeypatch.setattr(lb, "run_leaderboard", lambda *a, **k: seen.update(k))
+    monkeypatch.setattr(cli, "run_leaderboard", lambda *a, **k: seen.update(k))
     assert main(["--task", "kits", "--out", str(tmp_path), "--roi-size", "32", "32", "16",
                  "--set", "spacing=[3.0,3.0,4.5]", "num_samples=1", "cache=none"]) == 0
     assert seen["extra"] == {"roi_size": [32, 32, 16], "spacing": [3.0, 3.0, 4.5], "num_samples": 1, "cache": "none"}
@@ -189,10 +191,10 @@ def test_2d_methods_train_on_the_slices(name, network, channels, brats_root, tmp
     CFF) in 2D run through the boundary-aware bundle's slice pipeline: one training iteration, a finite loss, the
     segmentation channel (and the edge channels: one for EG-CNN, two for ET-Net's softmax edge head, BA-Net's four
     stage segmentations and four stage edges) out, the papers' ResNet widths."""
-    from edge_networks.leaderboard import _workflow
+    from edge_networks.leaderboard import workflow
 
     method = METHODS["brats"][name]
-    wf = _workflow(method, "train", tmp_path, dataset_dir=str(brats_root), epochs=1, val_interval=5,
+    wf = workflow(method, "train", tmp_path, dataset_dir=str(brats_root), epochs=1, val_interval=5,
                    roi_size=[64, 64], num_samples=2, **{"train#trainer#epoch_length": 1})
     assert type(wf.network_def).__name__ == network
     assert sum(p.numel() for p in wf.network_def.parameters()) > 20_000_000
@@ -230,7 +232,7 @@ def _png(array, path):
 def test_2d_scores_read_the_mask_through_the_layout_and_refuse_a_transposed_prediction(tmp_path):
     """A 2D task's prediction (0/255 PNG) against its ground truth (ORIGA's mask convention, >= 128): Dice of two
     20x20 squares shifted by 5 columns is 0.75, distances in pixels; a transposed mask is refused, not scored."""
-    from edge_networks.leaderboard import _score
+    from edge_networks.leaderboard import score_case as _score
 
     gt, pred = np.zeros((40, 60), np.uint8), np.zeros((40, 60), np.uint8)
     gt[10:30, 10:30] = 250  # JPEG-like: not exactly 255
@@ -313,34 +315,80 @@ def test_2d_edge_head_score_reads_the_png_map_through_the_layout(tmp_path):
         score_edge_head(_png(thin.T * 255, tmp_path / "t_edge.png"), label, **kw)
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
-def test_edge_split_keeps_the_segmentation_and_one_edge_probability(activation):
-    """:func:`edge_split`'s channel split, as the bundle parser builds it: the first ``out_channels`` channels stay
-    the segmentation; the edge map is the maximum of the edge channels' sigmoids, or a 2-class head's edge class."""
+@pytest.mark.parametrize(("name", "task", "expected"), [
+    ("egcnn_cenet", "fundus_od", lambda x: torch.sigmoid(x[2:]).amax(0, keepdim=True)),
+    ("etnet", "fundus_od", lambda x: torch.softmax(x[2:], 0)[1:2]),
+    ("banet_3d", "kits", lambda x: torch.sigmoid(x[2:]).amax(0, keepdim=True)),
+    ("egcnn_segresnet", "kits", lambda x: torch.sigmoid(x[3:]).amax(0, keepdim=True)),
+])
+def test_a_swapped_network_writes_its_edge_map_with_its_parts_chain(name, task, expected):
+    """A method whose network is not its bundle's own takes the edge-map chain of its network part
+    (``_parts/networks/<network>/inference.json``) at inference: the first ``out_channels`` channels stay the
+    segmentation, the edge map is the maximum of the edge channels' sigmoids or a 2-class head's edge class. BA-Net
+    on EG-CNN's KiTS bundle reads its one edge channel, not the bundle's skip of EG-CNN's background edge channel."""
     from monai.bundle import ConfigParser
 
-    from edge_networks.leaderboard import edge_split
+    from edge_networks.leaderboard.runner import _configs, _network_part
 
-    parser = ConfigParser({"out_channels": 2, "chain": edge_split(activation)[:3]})
-    logits = torch.randn(2 + (2 if activation == "softmax" else 3), 5, 6)
+    method = METHODS[task][name]
+    parser = ConfigParser()
+    parser.read_config(str(_configs(method.bundle) / "inference.json"))
+    for k, v in {**method.overrides, **_network_part(method), **method.inference, "out_channels": 2}.items():
+        parser[k] = v
+    logits = torch.randn(2 + (2 if name == "etnet" else 3), 5, 6)
     data = {"pred": logits.clone()}
-    for t in parser.get_parsed_content("chain"):
-        data = t(data)
+    assert parser["split_edges"] == "@edge_map"  # the common chain, its edge probability named by the part
+    for i in range(3):
+        data = parser.get_parsed_content(f"edge_map#{i}")(data)
     assert torch.equal(data["pred"], logits[:2])
-    expected = (torch.sigmoid(logits[2:]).amax(0, keepdim=True) if activation == "sigmoid"
-                else torch.softmax(logits[2:], 0)[1:2])
-    assert torch.allclose(data["edge"], expected)
-    with pytest.raises(ValueError, match="activation"):
-        edge_split("relu")
+    assert torch.allclose(data["edge"], expected(logits))
+
+
+def test_task_files_are_checked_and_every_fault_listed(tmp_path):
+    from edge_networks.leaderboard import load_task
+    from edge_networks.leaderboard.registry import TASKS_DIR
+
+    task = json.loads((TASKS_DIR / "brats.json").read_text())
+    task["methods"]["egcnn_unet"]["baseline"] = "resnet"
+    task["methods"]["unet"]["colour"] = "blue"
+    task["task"]["smoke"]["methods"].append("nope")
+    path = tmp_path / "brats.json"
+    path.write_text(json.dumps(task))
+    with pytest.raises(ValueError) as err:
+        load_task(path)
+    message = str(err.value)
+    assert str(path) in message and "'colour'" in message and "'resnet'" in message and "'nope'" in message
+
+
+def test_small_settings_come_from_the_bundles_cpu_small_profile():
+    """``--small`` takes a 3D bundle's CPU widths from its ``cpu_small`` profile (the keys its network references,
+    not its learning rate or crop), then the method's named ``small`` keys; a 2D image task takes the whole profile
+    but its run length."""
+    brats, fundus = METHODS["brats"], METHODS["fundus_od"]
+    from edge_networks.leaderboard import TASKS
+
+    assert small_settings(brats["segresnet"], TASKS["brats"]) == {"backbone_kwargs": {"init_filters": 8},
+                                                                  "edge_channels": 8}
+    assert small_settings(brats["unet"], TASKS["brats"])["backbone_kwargs"] == {"features": [8, 8, 16, 16, 32, 8]}
+    assert small_settings(brats["vnet"], TASKS["brats"])["backbone_kwargs"] == {}
+    assert small_settings(brats["boundary_aware_3d"], TASKS["brats"]) == {
+        "features": [8, 16, 32, 64], "shape_channels": 8, "aspp_channels": 16}
+    two_d = small_settings(fundus["unet"], TASKS["fundus_od"])
+    assert two_d["optimizer_name"] == "adam" and two_d["roi_size"] == [128, 128] and "epochs" not in two_d
+    # the task's and the user's settings come after; a 2D network on slices takes whole (CE-Net: /32) slices
+    over = method_settings(brats["cenet_2d"], TASKS["brats"], (40, 40, 28), True, {"roi_size": [16, 16, 16]})
+    assert over["roi_size"] == [64, 64]
+    assert method_settings(fundus["unet"], TASKS["fundus_od"], (256, 384), True, {"roi_size": [64, 64]})[
+        "roi_size"] == [64, 64]
 
 
 def test_kits_edge_heads_are_scored_against_kidney_and_tumour_edges(tmp_path):
     """KiTS: the edge map (the bundles write the maximum of the kidney and tumour edge channels) is scored against
-    the union of the kidney+tumour and tumour Sobel-support edges: that union itself scores 1, the filled kidney
+    the union of the kidneys and tumour Sobel-support edges: that union itself scores 1, the filled kidney
     less; a method without an edge head gets no edge score."""
     import torch
 
-    from edge_networks.leaderboard import _score
+    from edge_networks.leaderboard import score_case as _score
     from transforms import label_to_edge
 
     zz, yy, xx = np.mgrid[:32, :32, :32]
@@ -353,7 +401,7 @@ def test_kits_edge_heads_are_scored_against_kidney_and_tumour_edges(tmp_path):
     pred = _nifti(label, tmp_path / "pred_seg.nii.gz")
     item = {"label": gt}
     exact = _score(METHODS["kits"]["egcnn_segresnet"], "kits", pred, item, _nifti(target, tmp_path / "e.nii.gz"))
-    assert exact["edges/edge_bf2"] == pytest.approx(1.0) and exact["kidney+tumour/dice"] == 1.0
+    assert exact["edges/edge_bf2"] == pytest.approx(1.0) and exact["kidneys/dice"] == 1.0
     blob = _score(METHODS["kits"]["egcnn_segresnet"], "kits", pred, item,
                   _nifti((label > 0).astype(np.float32), tmp_path / "b.nii.gz"))
     assert blob["edges/edge_bf2"] < 0.95

@@ -18,7 +18,7 @@ def test_brats_regions_are_the_conventions_values():
 
 
 @pytest.mark.parametrize(("writes", "expected"), [
-    ("kits", {"kidney+tumour": [0, 1, 1], "tumour": [0, 0, 1]}),
+    ("kits", {"kidneys": [0, 1, 1], "tumour": [0, 0, 1]}),
     ("tc", {"TC": [0, 1, 0]}),
     ("disc", {"disc": [0, 1, 1]}),
 ])
