@@ -8,6 +8,7 @@ outside that closure fails to import (as it would in an environment built from `
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata as md
 import json
 import os
@@ -146,7 +147,7 @@ def test_scripts_find_their_bundles_outside_a_checkout(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("edge_networks", "transforms"):
         shutil.copytree(REPO / name, source / name, ignore=ignore)
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "MANIFEST.in"):
         shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
                     str(target), str(source)], check=True, capture_output=True, cwd=work)
@@ -168,3 +169,9 @@ def test_scripts_find_their_bundles_outside_a_checkout(tmp_path):
     assert demo.returncode == 0 and "--bundles" in demo.stdout, demo.stderr
     lb = run("-m", "edge_networks.leaderboard", "--task", "brats", "--out", str(work / "lb"), "--smoke")
     assert lb.returncode == 2 and "--bundles DIR or set EDGE_SEG_BUNDLES" in lb.stderr, lb.stderr[-2000:]
+    # the smoke run itself: the methods (package data) and the bundles found, both methods trained and scored
+    lb = run("-m", "edge_networks.leaderboard", "--task", "brats", "--out", str(work / "lb"), "--smoke", "--bundles",
+             str(REPO / "bundles"))
+    assert lb.returncode == 0, lb.stdout[-2000:] + lb.stderr[-2000:]
+    with open(work / "lb" / "leaderboard.csv") as f:
+        assert {row["method"] for row in csv.DictReader(f)} == {"segresnet", "egcnn_segresnet"}

@@ -136,6 +136,8 @@ def load_task(path: str | Path) -> tuple[Task, dict[str, Method]]:
 
 
 _LOADED = {p.stem: load_task(p) for p in sorted(TASKS_DIR.glob("*.json"))}
+if not _LOADED:  # package data missing (an install built without MANIFEST.in)
+    raise ImportError(f"no leaderboard task files (*.json) in {TASKS_DIR}; reinstall the package with its data")
 TASKS: dict[str, Task] = {name: task for name, (task, _) in _LOADED.items()}
 METHODS: dict[str, dict[str, Method]] = {name: methods for name, (_, methods) in _LOADED.items()}
 # the methods trained with edge supervision (the plot colours them)
