@@ -70,67 +70,117 @@ def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class EdgeGatedLayer(nn.Module):
-    """Gate edge-stream features with main-stream features (EG-CNN's edge-gated layer; Gated-SCNN's gate).
+    """Gate edge-stream features with main-stream features: Gated-SCNN's gated convolution as released (EG-CNN's
+    edge-gated layer), or the boundary-aware network's attention layer.
 
-    ``gate="egcnn"``: EG-CNN's section 2.2 (its equations were lost; this is our reading, an assumption) -- each
-    input through a convolution, fused by addition, through a ReLU, the result an attention map that multiplies
-    ``e``, then "a residual layer with kernel w". Gated-SCNN, which EG-CNN builds on, releases exactly that::
+    ``gate="egcnn"`` (EG-CNN, whose own equations were lost: it names Gated-SCNN's gate) -- Gated-SCNN's
+    ``GatedSpatialConv2d`` (nv-tlabs/GSCNN, ``my_functionals/GatedSpatialConv.py``) with the 1x1 convolution
+    (``dsn``) that reduces the main stream to the one gating channel it takes::
 
-        alpha = sigmoid(C_psi(relu(C_e(e) + C_m(m))))      out = w^T (e * alpha + e)
+        g = R(m)    alpha = sigmoid(N_a(C_2(relu(C_1(N_x(e || g))))))    out = w^T (e * (alpha + 1))
 
-    with ``C_e``, ``C_m`` 1x1 convolutions to ``edge_channels`` (additive fusion equals Gated-SCNN's 1x1
-    convolution of the concatenation), ``C_psi`` a 1x1 convolution to ``gate_channels`` and ``w`` a learned 1x1
-    convolution (initialised to the identity). Unlike a sigmoid of a ReLU (never below 0.5), ``alpha`` spans
-    (0, 1): the gate can close (``out -> w^T e``: the residual keeps the edge stream alive) and open
-    (``out -> 2 w^T e``). ``gate="gscnn"`` is the boundary-aware paper's attention:
-    ``alpha = sigmoid(C(e || m))``, ``out = e * alpha``.
+    ``R``: 1x1 convolution ``main_channels -> 1``; ``N_x``: a norm over the ``edge_channels + 1`` concatenated
+    channels; ``C_1``: 1x1 convolution to ``edge_channels + 1``; ``C_2``: 1x1 convolution to one channel; ``N_a``: a
+    norm of that one channel; ``w``: a 1x1 convolution without bias (initialised to the identity, so the layer starts
+    as ``e * (alpha + 1)``). ``alpha`` spans (0, 1): the gate closes to ``w^T e`` and opens to ``2 w^T e``.
+
+    ``norm``: Gated-SCNN uses BatchNorm (batches of 16 images on 8 GPUs). With one or two 3D crops per batch, batch
+    statistics are those of one image, so the default is instance norm with learnable affine parameters: the
+    statistics BatchNorm would see at batch size one, without its train/eval mismatch (running statistics estimated
+    from single crops). GroupNorm is not offered: over ``e || g`` its groups would mix edge and gating channels,
+    which Gated-SCNN's per-channel norm keeps apart. Checkpoints of the earlier gate without the norms (before
+    2026-12-06) do not load into this one: loading one raises an error that says so.
+
+    ``gate="attention"``: the boundary-aware paper's attention layer, ``alpha = sigmoid(C(e || m))``,
+    ``out = e * alpha`` (no norm, ``gate_channels`` attention channels).
 
     Args:
         spatial_dims: 2 or 3.
         edge_channels: channels of the edge-stream input ``e`` (and of the output).
         main_channels: channels of the main-stream input ``m`` (same spatial size as ``e``).
-        gate_channels: channels of the attention map (1: one spatial map broadcast over ``e``'s channels).
-        gate: ``"egcnn"`` or ``"gscnn"``.
+        gate_channels: ``gate="attention"`` only: channels of the attention map (1: one spatial map broadcast over
+            ``e``'s channels, or ``edge_channels``). Gated-SCNN's gate has one. Defaults to 1.
+        gate: ``"egcnn"`` or ``"attention"``. Defaults to ``"egcnn"``.
+        norm: ``gate="egcnn"`` only: ``"instance"`` or ``"batch"`` (Gated-SCNN's, for 2D batches). Defaults to
+            ``"instance"``.
+
+    Raises:
+        ValueError: an unknown ``gate`` (``"gscnn"``, this layer's former name for the attention, is named as
+            such), ``norm``, or ``gate_channels``.
 
     Shapes:
         ``e``: ``(B, edge_channels, *S)``, ``m``: ``(B, main_channels, *S)`` -> ``(B, edge_channels, *S)``.
+
+    >>> layer = EdgeGatedLayer(2, edge_channels=4, main_channels=6)
+    >>> layer(torch.rand(2, 4, 8, 8), torch.rand(2, 6, 8, 8)).shape
+    torch.Size([2, 4, 8, 8])
     """
 
     def __init__(
-        self, spatial_dims: int, edge_channels: int, main_channels: int, gate_channels: int = 1, gate: str = "egcnn"
+        self,
+        spatial_dims: int,
+        edge_channels: int,
+        main_channels: int,
+        gate_channels: int = 1,
+        gate: str = "egcnn",
+        norm: str = "instance",
     ) -> None:
         super().__init__()
-        if gate not in ("egcnn", "gscnn"):
-            raise ValueError(f"gate must be 'egcnn' or 'gscnn', got {gate!r}")
-        if gate_channels not in (1, edge_channels):
-            raise ValueError(f"gate_channels must be 1 or edge_channels ({edge_channels}), got {gate_channels}")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if gate == "gscnn":
+            raise ValueError("gate 'gscnn' was renamed 'attention' (the boundary-aware network's attention layer); "
+                             "Gated-SCNN's released gate is gate='egcnn'")
+        if gate not in ("egcnn", "attention"):
+            raise ValueError(f"gate must be 'egcnn' or 'attention', got {gate!r}")
         conv = Conv[Conv.CONV, spatial_dims]
-        self.residual = gate == "egcnn"
-        if self.residual:
-            self.conv_e = conv(edge_channels, edge_channels, kernel_size=1)
-            self.conv_m = conv(main_channels, edge_channels, kernel_size=1)
-            self.conv_psi = conv(edge_channels, gate_channels, kernel_size=1)
-            self.w = conv(edge_channels, edge_channels, kernel_size=1)
-            with torch.no_grad():  # w starts as the identity: out = e * alpha + e
-                self.w.weight.zero_()
-                self.w.bias.zero_()
-                for c in range(edge_channels):
-                    self.w.weight[(c, c) + (0,) * spatial_dims] = 1.0
-        else:
+        self.gate = gate
+        # the other variant's modules are parameter-free placeholders, so that the layer scripts
+        self.conv_e: nn.Module = nn.Identity()
+        self.reduce, self.norm_in, self.conv_in, self.conv_gate, self.norm_gate, self.w = (
+            nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
+        if gate == "attention":
+            if gate_channels not in (1, edge_channels):
+                raise ValueError(f"gate_channels must be 1 or edge_channels ({edge_channels}), got {gate_channels}")
             self.conv_e = conv(edge_channels + main_channels, gate_channels, kernel_size=1)
-            self.conv_m = nn.Identity()
-            self.conv_psi = nn.Identity()
-            self.w = nn.Identity()
+            return
+        if gate_channels != 1:
+            raise ValueError(f"Gated-SCNN's gate (gate='egcnn') has one channel, got gate_channels={gate_channels}")
+        if norm not in ("instance", "batch"):
+            raise ValueError(f"norm must be 'instance' or 'batch', got {norm!r}")
+        norm_args = ("instance", {"affine": True}) if norm == "instance" else "batch"
+        self.reduce = conv(main_channels, 1, kernel_size=1)
+        self.norm_in = get_norm_layer(norm_args, spatial_dims, edge_channels + 1)
+        self.conv_in = conv(edge_channels + 1, edge_channels + 1, kernel_size=1)
+        self.conv_gate = conv(edge_channels + 1, 1, kernel_size=1)
+        self.norm_gate = get_norm_layer(norm_args, spatial_dims, 1)
+        self.w = conv(edge_channels, edge_channels, kernel_size=1, bias=False)
+        with torch.no_grad():  # w starts as the identity: out = e * (alpha + 1)
+            self.w.weight.zero_()
+            for c in range(edge_channels):
+                self.w.weight[(c, c) + (0,) * spatial_dims] = 1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if f"{prefix}conv_psi.weight" in state_dict:  # the gate before 2026-12-06: conv_e/conv_m/conv_psi, no norms
+            raise RuntimeError(
+                f"{prefix.rstrip('.') or 'EdgeGatedLayer'}: this checkpoint holds EG-CNN's earlier edge-gated layer "
+                "(conv_e, conv_m, conv_psi, w; without Gated-SCNN's two norms), replaced on 2026-12-06 (egcnn_brats "
+                "0.5.0, egcnn_kits 0.4.0) by Gated-SCNN's released gate; it cannot be loaded into the new one: "
+                "retrain the model")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def attention(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """The gate ``alpha`` in (0, 1), ``(B, gate_channels, *S)``."""
-        if self.residual:
-            return torch.sigmoid(self.conv_psi(torch.relu(self.conv_e(e) + self.conv_m(m))))
-        return torch.sigmoid(self.conv_e(torch.cat([e, m], dim=1)))
+        """The gate ``alpha`` in (0, 1), ``(B, 1 or gate_channels, *S)``."""
+        if self.gate == "attention":
+            return torch.sigmoid(self.conv_e(torch.cat([e, m], dim=1)))
+        x = self.norm_in(torch.cat([e, self.reduce(m)], dim=1))
+        return torch.sigmoid(self.norm_gate(self.conv_gate(torch.relu(self.conv_in(x)))))
 
     def forward(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         alpha = self.attention(e, m)
-        return self.w(e * alpha + e) if self.residual else e * alpha
+        if self.gate == "attention":
+            return e * alpha
+        return self.w(e * (alpha + 1))
 
 
 def norm_layer(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:

@@ -7,8 +7,8 @@ stream supervised by edge-aware losses.
 - Shape stream (full input resolution, as in Gated-SCNN which it follows): a 1x1 convolution on the first
   level's features starts it; at every deeper level the main-stream features go through a 1x1 convolution, are
   resized to the shape stream and meet it in an attention layer ``alpha = sigmoid(C1x1(s || m))``,
-  ``o = s * alpha`` (:class:`~edge_networks.nets.blocks.EdgeGatedLayer` with ``gate="gscnn"``); the outputs of all but
-  the last attention layer go through connection residual blocks.
+  ``o = s * alpha`` (:class:`~edge_networks.nets.blocks.EdgeGatedLayer` with ``gate="attention"``); the outputs of
+  all but the last attention layer go through connection residual blocks.
 - The last attention output, resized to the bottleneck, is concatenated with the encoder output and fed to
   dilated spatial pyramid pooling (MONAI's ``SimpleASPP``); a decoder with skip connections upsamples to the
   segmentation.
@@ -92,7 +92,7 @@ class BoundaryAwareNet(nn.Module):
         self.shape_in = nn.ModuleList([conv(f, shape_channels, kernel_size=1) for f in feats[1:]])
         n_att = len(feats) - 1
         self.attention = nn.ModuleList(
-            [EdgeGatedLayer(spatial_dims, shape_channels, shape_channels, gate="gscnn") for _ in range(n_att)]
+            [EdgeGatedLayer(spatial_dims, shape_channels, shape_channels, gate="attention") for _ in range(n_att)]
         )
         # connection residual blocks after every attention layer but the last (Identity keeps the lists aligned)
         self.connection = nn.ModuleList(

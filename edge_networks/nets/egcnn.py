@@ -11,11 +11,13 @@ A plug-and-play edge stream on a MONAI encoder-decoder (SegResNet, U-Net or V-Ne
 - the edge-stream features are concatenated with the main stream's logits and a 1x1 convolution gives the final
   segmentation.
 
-Assumptions where the paper is silent (its equations were lost; see the bundle docs): the gate formula of
-:class:`~edge_networks.nets.blocks.EdgeGatedLayer` (``gate="egcnn"``), the edge-stream width (``edge_channels``), the
-first gate sitting at the resolution of the first upsampled decoder map (no upsampling before it), one gate
-channel, and fusion by a 1x1 convolution over ``[main logits, GroupNorm(edge features)]``, initialised as the
-identity on the main logits so that training starts from the backbone's output.
+The edge-gated layer is Gated-SCNN's released gate, which the paper builds on
+(:class:`~edge_networks.nets.blocks.EdgeGatedLayer`, ``gate="egcnn"``), with instance instead of batch norm for
+batches of one or two 3D crops (``gate_norm``). Assumptions where the paper is silent (its equations were lost; see
+the bundle docs): the edge-stream width (``edge_channels``), the first gate sitting at the resolution of the first
+upsampled decoder map (no upsampling before it), and fusion by a 1x1 convolution over ``[main logits,
+GroupNorm(edge features)]``, initialised as the identity on the main logits so that training starts from the
+backbone's output.
 
 ``refine_edges``: the paper gives every edge-gated layer "except for the last one" a residual block after it, so
 the input-size edge map is the half-size edge features, upsampled, scaled by ``1 + alpha`` (one gate channel,
@@ -57,7 +59,10 @@ class EGCNN(nn.Module):
         edge_stream: ``False`` gives the backbone alone (the paper's "None" rows).
         edge_channels: width of the edge stream.
         edge_out_channels: channels of the edge logits (default ``out_channels``; one edge map per class).
-        gate: edge-gated layer formula, ``"egcnn"`` (reconstructed) or ``"gscnn"``.
+        gate: edge-gated layer, ``"egcnn"`` (Gated-SCNN's released gate) or ``"attention"`` (the boundary-aware
+            network's attention layer). Defaults to ``"egcnn"``.
+        gate_norm: the norm of Gated-SCNN's gate, ``"instance"`` or ``"batch"`` (Gated-SCNN's own, for large 2D
+            batches). Defaults to ``"instance"``.
         num_groups: GroupNorm groups in the edge stream's residual blocks.
         edges_in_eval: also return the edge logits in evaluation mode.
         refine_edges: a residual block at input size between the last edge-gated layer and the edge head (beyond
@@ -79,6 +84,7 @@ class EGCNN(nn.Module):
         edge_channels: int = 16,
         edge_out_channels: int | None = None,
         gate: str = "egcnn",
+        gate_norm: str = "instance",
         num_groups: int = 8,
         edges_in_eval: bool = False,
         refine_edges: bool = False,
@@ -104,7 +110,8 @@ class EGCNN(nn.Module):
             # gates[i] sits at resolution n_gates - 1 - i (coarse to fine)
             self.gates = nn.ModuleList(
                 [
-                    EdgeGatedLayer(spatial_dims, edge_channels, skip_channels[n_gates - 1 - i], gate=gate)
+                    EdgeGatedLayer(spatial_dims, edge_channels, skip_channels[n_gates - 1 - i], gate=gate,
+                                   norm=gate_norm)
                     for i in range(n_gates)
                 ]
             )

@@ -142,7 +142,7 @@ def test_cenet_as_egcnn_backbone(spatial_dims):
     # one gate per resolution from 1/16 to the input: 1/16, 1/8, 1/4, 1/2, 1
     assert sizes == [tuple(s // f for s in shape) for f in (16, 8, 4, 2, 1)]
     out.sum().backward()
-    assert net.gates[0].conv_psi.weight.grad.abs().sum() > 0 and net.main.net.dac.dilate1.weight.grad.abs().sum() > 0
+    assert net.gates[0].conv_gate.weight.grad.abs().sum() > 0 and net.main.net.dac.dilate1.weight.grad.abs().sum() > 0
 
 
 def test_forward_wiring_follows_the_released_network():
