@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -221,9 +222,16 @@ def load_torchvision_resnet(encoder: nn.Module, path: str | Path, in_channels: i
     of the same depth (the same parameter names: CE-Net's ResNet-34, ET-Net's ResNet-50), strictly except the
     classifier. For ``in_channels != 3`` the stem's RGB filters are summed and divided over the input channels.
 
+    Logs (``edge_networks.nets`` logger, INFO) how many tensors were loaded.
+
     Raises:
+        FileNotFoundError: no file at ``path`` (the message names the torchvision weights it should hold).
         ValueError: the file is not a 2D ResNet state dict of ``encoder``'s depth (``arch`` names it).
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"pretrained_path {path}: no such file; expected the state dict of torchvision's "
+                                f"{arch} ImageNet weights (torch.save(torchvision.models.{arch}(weights='DEFAULT')"
+                                ".state_dict(), path))")
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
@@ -244,6 +252,9 @@ def load_torchvision_resnet(encoder: nn.Module, path: str | Path, in_channels: i
     if shapes:
         raise ValueError(f"{path}: not a torchvision {arch} state dict; shapes differ for {shapes[:5]}")
     encoder.load_state_dict(state, strict=False)
+    logging.getLogger("edge_networks.nets").info(
+        "%s: loaded %d tensors of torchvision %s into the encoder%s", path, len(state), arch,
+        f" (stem filters summed over RGB for {in_channels} input channel(s))" if in_channels != 3 else "")
 
 
 def dilate_stages(encoder: nn.Module, replace_stride_with_dilation: tuple[bool, bool, bool]) -> nn.Module:

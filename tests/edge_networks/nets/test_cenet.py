@@ -41,12 +41,15 @@ def test_parameter_count_equals_the_authors_model():
     assert _count(net.encoder) == encoder == 21_284_672
 
 
-def test_torchvision_resnet34_weights_load_into_the_encoder(tmp_path):
+def test_torchvision_resnet34_weights_load_into_the_encoder(tmp_path, caplog):
     torch.manual_seed(0)
     tv = torchvision.models.resnet34(weights=None).eval()
     path = tmp_path / "resnet34.pth"
     torch.save(tv.state_dict(), path)
-    net = CENet(2, 3, 1, pretrained_path=str(path)).eval()
+    with caplog.at_level("INFO", logger="edge_networks.nets"):
+        net = CENet(2, 3, 1, pretrained_path=str(path)).eval()
+    loaded = len([k for k in tv.state_dict() if not k.startswith("fc.")])
+    assert f"loaded {loaded} tensors of torchvision resnet34" in caplog.text
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
@@ -70,6 +73,8 @@ def test_bad_pretrained_weights_are_refused(tmp_path):
         CENet(2, 3, 1, pretrained_path=str(tmp_path / "other.pth"))
     with pytest.raises(ValueError, match="3D"):
         CENet(3, 3, 1, pretrained_path=str(tmp_path / "r18.pth"))
+    with pytest.raises(FileNotFoundError, match="missing.pth: no such file.*resnet34"):
+        CENet(2, 3, 1, pretrained_path=str(tmp_path / "missing.pth"))
 
 
 def test_dac_block_shares_weights_as_written():
