@@ -29,12 +29,16 @@ class ETNetLoss(_Loss):
         out_channels: segmentation channels (the first ``out_channels`` of the prediction).
         sigmoid: ``False`` (the paper): softmax classes with a label-map target ``(B, 1, *S)``, Lovász-Softmax;
             ``True``: independent binary channels (region masks as target, ``(B, out_channels, *S)``, such as
-            BraTS TC/WT/ET or one foreground), the Lovász hinge per channel, averaged; the edge target is then the
-            union of the regions' edges. Defaults to False.
+            BraTS TC/WT/ET or one foreground), each channel's loss by ``binary``, averaged; the edge target is
+            then the union of the regions' edges. Defaults to False.
+        binary: with ``sigmoid``, each channel's loss: ``"softmax"`` (the paper's Lovász-Softmax over the two
+            classes background/foreground, probabilities ``(1 - p, p)`` of the channel's sigmoid ``p``: the mean of
+            both classes' IoU losses) or ``"hinge"`` (Berman's Lovász hinge on the logit: the foreground IoU alone, a
+            different objective). Defaults to ``"softmax"``.
         seg_weight, edge_weight: the paper's ``alpha`` and ``1 - alpha``. Defaults to 0.3 and 0.7.
         edge_mode, edge_thickness: the edge target (see :mod:`transforms.edges`). Defaults to ``"both"``, 1.
-        per_image: Lovász per image (averaged) instead of per batch. Defaults to False (the authors' default for
-            Lovász-Softmax).
+        per_image: Lovász per image (averaged) instead of per batch. Defaults to False (Berman's default for the
+            Lovász-Softmax; his Lovász hinge defaults to per image).
         ignore_index: void label value left out of both terms (for example 255). Defaults to None.
 
     Shapes: ``pred`` ``(B, out_channels + 2, *S)`` (or ``(B, out_channels, *S)``: the segmentation term alone,
@@ -44,12 +48,14 @@ class ETNetLoss(_Loss):
 
     def __init__(self, out_channels: int, sigmoid: bool = False, seg_weight: float = 0.3, edge_weight: float = 0.7,
                  edge_mode: str = "both", edge_thickness: int = 1, per_image: bool = False,
-                 ignore_index: int | None = None) -> None:
+                 ignore_index: int | None = None, binary: str = "softmax") -> None:
         super().__init__()
-        self.out_channels, self.sigmoid = out_channels, sigmoid
+        if binary not in ("softmax", "hinge"):
+            raise ValueError(f"binary must be 'softmax' or 'hinge', got {binary!r}")
+        self.out_channels, self.sigmoid, self.binary = out_channels, sigmoid, binary
         self.seg_weight, self.edge_weight = seg_weight, edge_weight
         self.edge_mode, self.edge_thickness, self.ignore_index = edge_mode, edge_thickness, ignore_index
-        self.seg = (LovaszHingeLoss(per_image=per_image, ignore_index=ignore_index) if sigmoid
+        self.seg = (LovaszHingeLoss(per_image=per_image, ignore_index=ignore_index) if sigmoid and binary == "hinge"
                     else LovaszSoftmaxLoss(per_image=per_image, ignore_index=ignore_index))
         self.edge = LovaszSoftmaxLoss(per_image=per_image, ignore_index=ignore_index)
         self.last: dict[str, float] = {}
@@ -69,6 +75,13 @@ class ETNetLoss(_Loss):
                               thickness=self.edge_thickness, merge=True).long()
         return edges.masked_fill(void, self.ignore_index) if void is not None else edges
 
+    def _binary(self, logit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One sigmoid channel's loss: the Lovász hinge, or the two-class Lovász-Softmax (logits ``(0, z)``, whose
+        softmax is ``(1 - sigmoid(z), sigmoid(z))``)."""
+        if self.binary == "hinge":
+            return self.seg(logit, mask)
+        return self.seg(torch.cat([torch.zeros_like(logit), logit], dim=1), mask.long())
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.ndim == pred.ndim - 1:
             target = target.unsqueeze(1)
@@ -79,8 +92,8 @@ class ETNetLoss(_Loss):
             if target.shape[1] != self.out_channels:
                 raise ValueError(f"ETNetLoss(sigmoid=True) needs {self.out_channels} target mask channels, got "
                                  f"{target.shape[1]}")
-            seg = torch.stack([self.seg(pred[:, c : c + 1], target[:, c : c + 1]) for c in range(self.out_channels)])
-            seg = seg.mean()
+            seg = torch.stack([self._binary(pred[:, c : c + 1], target[:, c : c + 1])
+                               for c in range(self.out_channels)]).mean()
         else:
             seg = self.seg(pred[:, : self.out_channels], target)
         self.last = {"seg": float(seg.detach())}

@@ -67,21 +67,34 @@ def test_void_pixels_are_left_out_of_both_terms():
     torch.testing.assert_close(with_void, 0.3 * ref_seg + 0.7 * ref_edge)
 
 
-def test_binary_form_uses_the_hinge_and_channels_are_checked():
+def _two_class(logit):
+    """The channel's two class probabilities (background 1 - p, foreground p), written out."""
+    p = torch.sigmoid(logit)
+    return torch.cat([1 - p, p], dim=1)
+
+
+def test_binary_form_is_the_two_class_lovasz_softmax_and_channels_are_checked():
+    """A sigmoid channel is trained with the paper's Lovász-Softmax over its two classes (the mean of the background
+    and foreground IoU losses), not the hinge (foreground IoU alone) unless ``binary="hinge"``."""
     torch.manual_seed(2)
     label = (_label() > 0).long()
     pred = torch.randn(2, 3, 12, 14)
     loss = ETNetLoss(out_channels=1, sigmoid=True)
-    expected = 0.3 * LovaszHingeLoss(per_image=False)(pred[:, :1], label) + 0.7 * LovaszSoftmaxLoss()(
-        pred[:, 1:], _both_edges(label))
-    torch.testing.assert_close(loss(pred, label), expected)
+    softmax_on_probs = LovaszSoftmaxLoss(softmax=False)
+    edge = 0.7 * LovaszSoftmaxLoss()(pred[:, 1:], _both_edges(label))
+    torch.testing.assert_close(loss(pred, label), 0.3 * softmax_on_probs(_two_class(pred[:, :1]), label) + edge)
+    hinge = ETNetLoss(out_channels=1, sigmoid=True, binary="hinge")
+    torch.testing.assert_close(hinge(pred, label), 0.3 * LovaszHingeLoss(per_image=False)(pred[:, :1], label) + edge)
+    assert not torch.isclose(loss(pred, label), hinge(pred, label))
     with pytest.raises(ValueError, match="expects 1 segmentation"):
         loss(torch.randn(2, 4, 12, 14), label)
-    # region masks (BraTS-like nested TC/WT): the hinge per channel, the union of the regions' edges
+    with pytest.raises(ValueError, match="binary"):
+        ETNetLoss(out_channels=1, sigmoid=True, binary="focal")
+    # region masks (BraTS-like nested TC/WT): the two-class loss per channel, the union of the regions' edges
     regions = torch.cat([(_label() == 2), (_label() > 0)], dim=1).long()
     pred = torch.randn(2, 4, 12, 14)
-    hinge = LovaszHingeLoss(per_image=False)
-    seg = (hinge(pred[:, :1], regions[:, :1]) + hinge(pred[:, 1:2], regions[:, 1:2])) / 2
+    seg = (softmax_on_probs(_two_class(pred[:, :1]), regions[:, :1])
+           + softmax_on_probs(_two_class(pred[:, 1:2]), regions[:, 1:2])) / 2
     expected = 0.3 * seg + 0.7 * LovaszSoftmaxLoss()(pred[:, 2:], _both_edges(_label()))
     torch.testing.assert_close(ETNetLoss(out_channels=2, sigmoid=True)(pred, regions), expected)
     with pytest.raises(ValueError, match="2 target mask channels"):
