@@ -18,10 +18,12 @@ the layers are merged in order -- ``common``, then the spec's ``parts`` in their
 sections ``shared`` (train and inference) and ``<file name>`` -- with MONAI's own merge: full configs
 (``train.json``, ``inference.json``, ``metadata.json``) through :meth:`ConfigParser.load_config_files`, so a later
 layer's ``"a#b": v`` sets one nested item and ``"+a": v`` extends a list or dict; override configs
-(``evaluate.json``, ``multi_gpu_train.json``, ``inference_ts.json``, ``cpu_small.json``) through the same
-``merge_kv`` on a plain dict, because their ``"a#b"`` keys must stay literal for MONAI to apply them onto
-``train.json`` / ``inference.json`` at run time. ``bundle_root`` is set to the bundle's folder. Files are written
-with :meth:`ConfigParser.export_config_file`.
+(``evaluate.json``, ``multi_gpu_train.json``, ``inference_ts.json``, ``from_scratch.json``, ``cpu_small.json``)
+through the same ``merge_kv`` on a plain dict, because their ``"a#b"`` keys must stay literal for MONAI to apply
+them onto ``train.json`` / ``inference.json`` at run time. ``bundle_root`` is set to the bundle's folder.
+``from_scratch.json`` (the ResNet-based networks: the recipe for training without ImageNet weights) is merged into
+``cpu_small.json`` before each folder's own ``cpu_small.json``: the CPU profile is the from-scratch recipe at CPU
+sizes. Files are written with :meth:`ConfigParser.export_config_file`.
 
 Usage::
 
@@ -56,7 +58,8 @@ __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "bui
 
 PARTS_DIR = REPO_BUNDLES / "_parts"
 FULL_CONFIGS = ("train.json", "inference.json", "metadata.json")
-OVERRIDE_CONFIGS = ("evaluate.json", "multi_gpu_train.json", "inference_ts.json", "cpu_small.json")
+OVERRIDE_CONFIGS = ("evaluate.json", "multi_gpu_train.json", "inference_ts.json", "from_scratch.json",
+                    "cpu_small.json")
 TEXT_FILES = ("logging.conf",)
 # keys a complete bundle must define (a missing part leaves the common file's null placeholder)
 REQUIRED = {
@@ -92,10 +95,11 @@ def _layers(filename: str, spec: dict, parts_dir: Path) -> tuple[list[Path], dic
     """The part files merged into ``filename`` (in order), and the spec's own sections after them, by name."""
     folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
     shared = filename in ("train.json", "inference.json")
+    # cpu_small is the from-scratch recipe at CPU sizes: each folder's from_scratch.json comes before its cpu_small.json
+    before = {"shared.json"} if shared else {"from_scratch.json"} if filename == "cpu_small.json" else set()
     files = []
     for folder in folders:
-        if shared and (folder / "shared.json").exists():
-            files.append(folder / "shared.json")
+        files += [folder / f for f in sorted(before) if (folder / f).exists()]
         if (folder / filename).exists():
             files.append(folder / filename)
     sections = {k: spec[k] for k in (("shared",) if shared else ()) + (filename,) if k in spec}

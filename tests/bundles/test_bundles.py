@@ -301,3 +301,27 @@ def test_cli_ckpt_export_equals_eager(chain, name):
     assert got.shape == ref.shape == (1, read_json(name, "metadata.json")["network_data_format"]["outputs"]["pred"][
         "num_channels"], *x.shape[2:])
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_resnet_bundles_document_their_weights_and_a_from_scratch_recipe(name):
+    """A bundle whose network takes ImageNet weights (``pretrained_path``) has ``configs/from_scratch.json`` for
+    training without them (keys of its ``train.json``; ``cpu_small.json`` is that recipe at CPU sizes), and its docs
+    name the torchvision file to pass (2D) or say that 3D has none."""
+    train = read_json(name, "train.json")
+    scratch = BUNDLES_DIR / name / "configs" / "from_scratch.json"
+    if "pretrained_path" not in train:
+        assert not scratch.exists()
+        return
+    recipe = json.loads(scratch.read_text())
+    assert recipe and set(recipe) <= set(train), sorted(set(recipe) - set(train))
+    small = read_json(name, "cpu_small.json")
+    assert {k: small[k] for k in recipe} == recipe
+    docs = " ".join((BUNDLES_DIR / name / "docs" / "README.md").read_text().split())
+    network = train["network_def"]["_target_"].split(".")[-1]
+    arch = {"CENet": "resnet34", "ETNet": "resnet50", "BANet": "resnet50"}[network]
+    if train["network_def"].get("spatial_dims") == 3:
+        assert "refused in 3D" in docs
+    else:
+        assert f"--pretrained_path {arch}.pth" in docs and f"torchvision.models.{arch}(weights=" in docs
+    assert "configs/from_scratch.json" in docs
