@@ -150,17 +150,105 @@ def test_cenet_as_egcnn_backbone(spatial_dims):
     assert net.gates[0].conv_gate.weight.grad.abs().sum() > 0 and net.main.net.dac.dilate1.weight.grad.abs().sum() > 0
 
 
-def test_forward_wiring_follows_the_released_network():
-    """Stem, stages, DAC then RMP, decoders with additive skips d4 + e3, d3 + e2, d2 + e1, then the head."""
+class CENetReference(torch.nn.Module):
+    """Test-only transcription of the authors' ``CE_Net_`` (Guzaiwang/CE-Net, ``networks/cenet.py``), written from
+    the released forward pass and independent of :class:`CENet`: torchvision's ResNet-34 stem and stages; the DAC
+    block (``dilate1``, ``dilate2``, ``dilate3`` at dilation 1, 3, 5 and one ``conv1x1``, shared by the branches
+    ``x + r(d1 x) + r(c d2 x) + r(c d2 d1 x) + r(c d3 d2 d1 x)``); the SPP block (max pools 2, 3, 5, 6 with
+    stride = kernel, one shared 1x1 convolution to a single channel, bilinear upsampling, concatenated before the
+    input); four decoder blocks (1x1, BN, ReLU, 3x3 transposed stride 2, BN, ReLU, 1x1, BN, ReLU) with the skips
+    ``d4 + e3``, ``d3 + e2``, ``d2 + e1``; the head (4x4 transposed stride 2, ReLU, 3x3, ReLU, 3x3) and a sigmoid."""
+
+    def __init__(self, num_classes: int = 1):
+        super().__init__()
+        nn = torch.nn
+        self.resnet = torchvision.models.resnet34(weights=None)
+        self.dblock = nn.ModuleDict({"dilate1": nn.Conv2d(512, 512, 3, dilation=1, padding=1),
+                                     "dilate2": nn.Conv2d(512, 512, 3, dilation=3, padding=3),
+                                     "dilate3": nn.Conv2d(512, 512, 3, dilation=5, padding=5),
+                                     "conv1x1": nn.Conv2d(512, 512, 1)})
+        self.spp_conv = nn.Conv2d(512, 1, 1)
+
+        def decoder(i, n):
+            return nn.Sequential(nn.Conv2d(i, i // 4, 1), nn.BatchNorm2d(i // 4), nn.ReLU(),
+                                 nn.ConvTranspose2d(i // 4, i // 4, 3, stride=2, padding=1, output_padding=1),
+                                 nn.BatchNorm2d(i // 4), nn.ReLU(), nn.Conv2d(i // 4, n, 1), nn.BatchNorm2d(n),
+                                 nn.ReLU())
+
+        self.decoders = nn.ModuleList([decoder(516, 256), decoder(256, 128), decoder(128, 64), decoder(64, 64)])
+        self.finaldeconv1 = nn.ConvTranspose2d(64, 32, 4, 2, 1)
+        self.finalconv2 = nn.Conv2d(32, 32, 3, padding=1)
+        self.finalconv3 = nn.Conv2d(32, num_classes, 3, padding=1)
+
+    def forward(self, x, intermediates: dict | None = None):
+        r, d = self.resnet, self.dblock
+        x = r.maxpool(r.relu(r.bn1(r.conv1(x))))
+        e1 = r.layer1(x)
+        e2 = r.layer2(e1)
+        e3 = r.layer3(e2)
+        e4 = r.layer4(e3)
+        c, relu = d["conv1x1"], F.relu
+        e4 = (e4 + relu(d["dilate1"](e4)) + relu(c(d["dilate2"](e4))) + relu(c(d["dilate2"](d["dilate1"](e4))))
+              + relu(c(d["dilate3"](d["dilate2"](d["dilate1"](e4))))))
+        h, w = e4.shape[2:]
+        pools = [F.interpolate(self.spp_conv(F.max_pool2d(e4, k, k)), size=(h, w), mode="bilinear")
+                 for k in (2, 3, 5, 6)]
+        e4 = torch.cat([*pools, e4], 1)
+        if intermediates is not None:
+            intermediates["center"] = e4
+        d4 = self.decoders[0](e4) + e3
+        d3 = self.decoders[1](d4) + e2
+        d2 = self.decoders[2](d3) + e1
+        d1 = self.decoders[3](d2)
+        out = self.finalconv3(relu(self.finalconv2(relu(self.finaldeconv1(d1)))))
+        if intermediates is not None:
+            intermediates.update(d1=d1, logits=out)
+        return torch.sigmoid(out)
+
+
+def _reference_state(net: CENet) -> dict:
+    """:class:`CENet`'s weights under the transcription's names, by role."""
+    out = {f"resnet.{k}": v for k, v in net.encoder.state_dict().items()}
+    dac = (("dilate1", "dilate1"), ("dilate3", "dilate2"), ("dilate5", "dilate3"), ("conv1x1", "conv1x1"))
+    for mine, theirs in dac:
+        out.update({f"dblock.{theirs}.{k}": v for k, v in getattr(net.dac, mine).state_dict().items()})
+    out.update({f"spp_conv.{k}": v for k, v in net.rmp.conv.state_dict().items()})
+    roles = {"conv1": 0, "norm1": 1, "deconv2": 3, "norm2": 4, "conv3": 6, "norm3": 7}
+    for i, name in enumerate(("decoder4", "decoder3", "decoder2", "decoder1")):
+        for k, v in getattr(net, name).state_dict().items():
+            module, param = k.split(".", 1)
+            out[f"decoders.{i}.{roles[module]}.{param}"] = v
+    head = (("final_deconv", "finaldeconv1"), ("final_conv2", "finalconv2"), ("final_conv3", "finalconv3"))
+    for mine, theirs in head:
+        out.update({f"{theirs}.{k}": v for k, v in getattr(net, mine).state_dict().items()})
+    return out
+
+
+def test_cenet_equals_a_transcription_of_the_released_ce_net():
+    """CE-Net 2D against the authors' ``CE_Net_`` transcribed (test-only), loaded with the same weights: the same
+    context extractor output (DAC then SPP), last decoder map, logits and sigmoid output, in evaluation mode with
+    non-trivial BatchNorm statistics, on a 192x192 input (the released SPP needs a 1/32 map of at least 6x6).
+    At random initialisation the logits barely vary, so the intermediate maps carry the comparison."""
     torch.manual_seed(0)
-    net = CENet(2, 3, 2).eval()
-    x = torch.randn(1, 3, 64, 64)
-    enc = net.encoder
+    net = CENet(2, 3, 1).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    ref = CENetReference(1).eval()
+    missing, unexpected = ref.load_state_dict(_reference_state(net), strict=False)
+    assert not unexpected and all(k.startswith("resnet.fc.") for k in missing), (missing, unexpected)
+    x = torch.randn(1, 3, 192, 192)
+    mine, theirs = {}, {}
+    hooks = [net.rmp.register_forward_hook(lambda m, i, o: mine.update(center=o)),
+             net.decoder1.register_forward_hook(lambda m, i, o: mine.update(d1=o))]
     with torch.no_grad():
-        e1 = enc.layer1(enc.maxpool(F.relu(enc.bn1(enc.conv1(x)))))
-        e2 = enc.layer2(e1)
-        e3 = enc.layer3(e2)
-        center = net.rmp(net.dac(enc.layer4(e3)))
-        d1 = net.decoder1(net.decoder2(net.decoder3(net.decoder4(center) + e3) + e2) + e1)
-        head = net.final_conv3(F.relu(net.final_conv2(F.relu(net.final_deconv(d1)))))
-        torch.testing.assert_close(net(x), head)
+        logits = net(x)
+        probs = ref(x, theirs)
+    for h in hooks:
+        h.remove()
+    for key in ("center", "d1"):
+        torch.testing.assert_close(mine[key], theirs[key], rtol=1e-4, atol=1e-4 * float(theirs[key].abs().max()))
+    torch.testing.assert_close(logits, theirs["logits"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.sigmoid(logits), probs, rtol=1e-4, atol=1e-6)
