@@ -117,6 +117,7 @@ SCRIPTS = {
     "edge-seg-pack": "edge_networks.serving.sharing:main",
     "edge-seg-demo": "edge_networks.demo:main",
     "edge-seg-leaderboard": "edge_networks.leaderboard:main",
+    "edge-seg-reproduce": "edge_networks.reproduce:main",
 }
 
 

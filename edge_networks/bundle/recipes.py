@@ -1,8 +1,10 @@
 """The training recipes, pinned: ``bundles/_parts/recipes.json`` holds, per network and per bundle, each recipe value
 (optimiser, learning rate, momentum, weight decay, schedule, epochs, batch, input size, loss and its weights,
 augmentation, test-time augmentation, encoder weights), where it comes from (the paper, the authors' code, or this
-project's choice with the reason) and the config key that carries it. A test checks every bundle's generated
-``train.json`` against it; :func:`render_markdown` writes the table the docs show (``docs/recipes.md``).
+project's choice with the reason) and the config key that carries it; and per bundle ``paper_row``, the row of the
+paper's table its defaults reproduce, where ``paper_reported_metrics`` groups several (``edge-seg-reproduce``).
+A test checks every bundle's generated ``train.json`` against it; :func:`render_markdown` writes the table the docs
+show (``docs/recipes.md``).
 
 Usage::
 
@@ -47,6 +49,9 @@ def load_recipes(path: str | Path = RECIPES_FILE) -> dict:
     for b, entry in data["bundles"].items():
         if entry.get("network") not in data["networks"]:
             faults.append(f"bundles/{b}: network {entry.get('network')!r} has no row")
+        unknown = set(entry) - {"network", "values", "paper_row"}
+        if unknown:
+            faults.append(f"bundles/{b}: unknown key(s) {sorted(unknown)} (network, values, paper_row)")
     if faults:
         raise ValueError(f"{path}: " + "; ".join(faults))
     return data
@@ -131,6 +136,23 @@ def render_markdown(data: dict | None = None) -> str:
         if reasons:
             lines += ["", *[f"- {r}" for r in reasons]]
         lines.append("")
+    lines += ["## Reproducing a paper's table", "",
+              "`edge-seg-reproduce BUNDLE --dataset_dir DIR` prepares and checks your dataset in the bundle's layout, "
+              "trains with the recipe above (torchrun on several GPUs), evaluates and writes `reproduction.md` beside "
+              "the paper's numbers. The papers' ImageNet encoders are not shipped: save torchvision's weights once "
+              "(`torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), 'resnet50.pth')`) "
+              "and pass them; without them use `configs/from_scratch.json`.", "",
+              "| bundle | command | download first |", "| --- | --- | --- |"]
+    weights = {"CENet": "resnet34", "ETNet": "resnet50", "BANet": "resnet50"}
+    for b in data["bundles"]:
+        train = json.loads((REPO_BUNDLES / b / "configs" / "train.json").read_text())
+        arch = weights.get(train["network_def"]["_target_"].split(".")[-1])
+        two_d = len(train["roi_size"]) == 2
+        flag = f" --pretrained_path {arch}.pth" if arch and two_d else ""
+        need = f"torchvision `{arch}` ImageNet weights" if arch and two_d else "nothing (trained from scratch)"
+        lines.append(f"| `{b}` | `edge-seg-reproduce {b} --dataset_dir DIR{flag}` | {need}; the dataset "
+                     f"(layout `{train['layout']}`) |")
+    lines.append("")
     return "\n".join(lines)
 
 
