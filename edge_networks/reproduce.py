@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bundle.datalists import BUNDLES_ENV, bundles_dir
+from .bundle.flags import parse_overrides
 from .bundle.recipes import load_recipes
 
 __all__ = ["reproduce", "compare_metrics", "main"]
@@ -276,15 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[BUNDLES_ENV] = str(bundles_dir(args.bundles))
     except FileNotFoundError as e:
         parser.error(str(e))
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=JSON")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as e:
+        parser.error(str(e))
     out = args.out or f"results/reproduce/{args.bundle}"
     try:
         report = reproduce(args.bundle, out, args.dataset_dir, args.smoke, args.pretrained_path, args.gpus, overrides)

@@ -1,15 +1,16 @@
 """Small helpers of the bundle configs: boolean switches from JSON or the command line, the poly learning-rate
-schedule, the foreground selection of ``CropForeground``."""
+schedule, the foreground selection of ``CropForeground``, ``--set KEY=JSON`` overrides of the command lines."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from monai.utils import str2bool
 
-__all__ = ["flag", "foreground_select", "poly_lr"]
+__all__ = ["flag", "foreground_select", "poly_lr", "parse_overrides"]
 
 
 
@@ -67,3 +68,25 @@ def poly_lr(max_epochs: int, power: float = 0.9) -> Callable[[int], float]:
         return max(0.0, 1.0 - epoch / max(1, max_epochs)) ** power
 
     return factor
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """Command-line bundle overrides ``KEY=JSON`` (``spacing=[3,3,4.5]``, ``num_samples=1``) as a dict; a value that
+    is not JSON stays a string (``cache=none``).
+
+    Raises:
+        ValueError: an item without ``=``.
+
+    >>> parse_overrides(["spacing=[3,3,4.5]", "cache=none"])
+    {'spacing': [3, 3, 4.5], 'cache': 'none'}
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=JSON")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a plain string
+    return out

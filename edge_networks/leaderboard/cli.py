@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
 
 from ..bundle.datalists import BUNDLES_ENV, bundles_dir
+from ..bundle.flags import parse_overrides
 from .registry import METHODS, TASKS
 from .runner import run_leaderboard
 
@@ -57,14 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.difficulty, small=True, extra=dict(smoke.get("overrides", {})))
         return 0
     extra = {"roi_size": list(args.roi_size)} if args.roi_size else {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=JSON")
-        try:
-            extra[key] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key] = value  # a plain string
+    try:
+        extra.update(parse_overrides(args.set))
+    except ValueError as e:
+        parser.error(str(e))
     run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
                     args.cases, args.shape, args.difficulty, small=args.small, extra=extra, minutes=args.minutes,
                     val_fraction=args.held_out)
