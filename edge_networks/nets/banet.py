@@ -53,7 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
-from monai.networks.layers.factories import Pool
+from monai.networks.layers.factories import Conv, Pool
 
 from .blocks import conv_norm_act as _conv
 from .blocks import interpolate_to, resnet50_encoder, segmentation_and_edges
@@ -159,15 +159,19 @@ class MiniMultiTask(nn.Module):
 
 class CrossFeatureFusion(nn.Module):
     """CFF (eq. 10): stage ``i`` gains the other stages' features, gated: ``x_i + (1 - g(x_i)) * sum_{j != i} g(x_j)
-    * x_j`` with ``g = sigmoid`` (the paper) or ``sigmoid(conv3x3(.))`` (``attention_convs``, the authors' code),
-    the other stages resized (bi/trilinear) to stage ``i``.
+    * x_j`` with ``g = sigmoid`` (the paper) or ``sigmoid(conv3x3(.))`` (``attention_convs``: the authors' code's
+    gate, a 3x3 convolution without bias), the other stages resized (bi/trilinear) to stage ``i``. On stages of one
+    size this is the code's ``FeatureCrossFusion`` (tested against a transcription); where sizes differ the code
+    resizes a stage before its gate (corners aligned) and gives each fusion its own four gate convolutions, while
+    here each stage has one gate, computed at its own size.
 
     Shapes: a list of ``(B, channels, *S_j)`` -> the same list, fused.
     """
 
     def __init__(self, spatial_dims: int, channels: int, stages: int = 4, attention_convs: bool = False) -> None:
         super().__init__()
-        self.gates = nn.ModuleList(_conv(spatial_dims, channels, channels, 3, None, plain=True) if attention_convs
+        conv = Conv[Conv.CONV, spatial_dims]  # the code's gate: a 3x3 convolution without bias
+        self.gates = nn.ModuleList(conv(channels, channels, 3, padding=1, bias=False) if attention_convs
                                    else nn.Identity() for _ in range(stages))
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -149,3 +149,57 @@ def test_ablations_remove_their_modules():
 def test_scripts_and_exports_to_onnx_with_equal_outputs(tmp_path):
     torch.manual_seed(0)
     assert_scripts_and_exports(BANet(2, 3, 1).eval(), torch.randn(1, 3, 64, 64), tmp_path / "banet.onnx")
+
+
+class FeatureCrossFusionReference(torch.nn.Module):
+    """Test-only transcription of the authors' ``FeatureCrossFusion`` (mathwrx/BA-Net, ``encoding/models/BANet.py``):
+    the other stages resized to ``x1`` (bilinear, corners aligned), a 3x3 gate convolution without bias per input
+    position, ``x1 + (1 - sigmoid(a1(x1))) * (sigmoid(a2(x2)) x2 + sigmoid(a3(x3)) x3 + sigmoid(a4(x4)) x4)``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.att = torch.nn.ModuleList(torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False) for _ in range(4))
+
+    def forward(self, x1, x2, x3, x4):
+        size = x1.shape[2:]
+        xs = [x1] + [F.interpolate(x, size, mode="bilinear", align_corners=True) if x.shape[2:] != size else x
+                     for x in (x2, x3, x4)]
+        gates = [torch.sigmoid(a(x)) for a, x in zip(self.att, xs)]
+        return x1 + (1 - gates[0]) * (gates[1] * xs[1] + gates[2] * xs[2] + gates[3] * xs[3])
+
+
+def test_cross_feature_fusion_with_gate_convolutions_is_the_codes_on_stages_of_one_size():
+    """``attention_convs=True`` against the transcription of the code's CFF, on stages of one size (BA-Net's stages
+    2-4 at output stride 8), the code's four gate convolutions of fusion ``i`` loaded with the stages' shared gates
+    in the code's call order (``cf4(m4, m1, m2, m3)``, ``cf1(m1, m2, m3, m4)``, ...). Where the stages differ in size
+    the two differ: the code resizes a stage before its gate (corners aligned) and gives each fusion its own four
+    gates; here each stage has one gate at its own size (module docstring)."""
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 3, 6, 5) for _ in range(4)]
+    ours = CrossFeatureFusion(2, 3, stages=4, attention_convs=True)
+    fused = ours(feats)
+    order = {0: (0, 1, 2, 3), 1: (1, 0, 2, 3), 2: (2, 0, 1, 3), 3: (3, 0, 1, 2)}  # cf1, cf2, cf3, cf4 as called
+    for i, call in order.items():
+        ref = FeatureCrossFusionReference(3)
+        with torch.no_grad():
+            for slot, stage in enumerate(call):
+                ref.att[slot].weight.copy_(ours.gates[stage].weight)
+        torch.testing.assert_close(fused[i], ref(*[feats[s] for s in call]))
+
+
+def test_interactive_attention_with_gate_convolutions_is_the_codes():
+    """``attention_convs=True``: the code's ``e + (1 - sigmoid(att_edge(e))) * s`` and ``s + (1 -
+    sigmoid(att_seg(s))) * e`` (``MultiTaskNet.forward``), both from the branches' features before the exchange,
+    transcribed on the features the first convolutions give."""
+    torch.manual_seed(0)
+    mtl = MiniMultiTask(2, 4, 1, norm=None, attention_convs=True).eval()
+    x = torch.randn(1, 4, 8, 8)
+    seen = {}
+    mtl.edge2.register_forward_hook(lambda m, i, o: seen.update(edge_in=i[0]))
+    mtl.seg2.register_forward_hook(lambda m, i, o: seen.update(seg_in=i[0]))
+    mtl(x)
+    edge_x, seg_x = mtl.edge1(x), mtl.seg1(x)
+    edge_feats = edge_x + (1 - torch.sigmoid(mtl.att_edge(edge_x))) * seg_x
+    seg_feats = seg_x + (1 - torch.sigmoid(mtl.att_seg(seg_x))) * edge_x
+    torch.testing.assert_close(seen["edge_in"], edge_feats)
+    torch.testing.assert_close(seen["seg_in"], seg_feats)
