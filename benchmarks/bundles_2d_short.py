@@ -1,7 +1,7 @@
 """Short CPU trainings of the 2D bundles of one paper on synthetic data (easy and hard), through the bundle CLI.
 
     python benchmarks/bundles_2d_short.py --family cenet [--out DIR] [--bundles cenet_drive ...]
-                                          [--difficulty easy hard] [--epochs 30]
+                                          [--difficulty easy hard] [--epochs 30] [--set roi_size=[256,256]]
     python benchmarks/bundles_2d_short.py --family etnet
 
 For each bundle and difficulty: a synthetic dataset in the bundle's default layout (sizes below, scaled-down
@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from edge_networks.bundle.flags import parse_overrides
 from edge_networks.data.synthetic.layouts2d import write_2d_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,13 @@ def main(argv=None) -> int:
     p.add_argument("--bundles", nargs="+", default=None, help="default: every bundle of the family")
     p.add_argument("--difficulty", nargs="+", default=["easy", "hard"])
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
+                   help="further overrides for every run, e.g. roi_size=[256,256] (recorded with the run)")
     a = p.parse_args(argv)
+    try:
+        user = parse_overrides(a.set)
+    except ValueError as e:
+        p.error(str(e))
     setups = SETUPS[a.family]
     a.bundles = a.bundles or list(setups)
     out = Path(a.out or REPO / "benchmarks" / "results" / f"{a.family}_2d_short")
@@ -85,6 +92,7 @@ def main(argv=None) -> int:
     results["machine"] = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
     for name in a.bundles:
         kind, layout, cases, size, extra = setups[name]
+        extra = {**extra, **user}
         for diff in a.difficulty:
             key = f"{name}/{diff}"
             run = work / name / diff
@@ -105,14 +113,18 @@ def main(argv=None) -> int:
                            *common], log)
             with open(run / "bundle" / "eval" / "metrics.csv") as f:
                 metrics = {k: float(v) for k, v in csv.reader(f)}
-            results["runs"][key] = {"bundle": name, "difficulty": diff, "layout": layout, "images": cases,
+            results["runs"][key] = {"command": " ".join(["python", "benchmarks/bundles_2d_short.py",
+                                                         *(argv if argv is not None else sys.argv[1:])]),
+                                    "date": time.strftime("%Y-%m-%d"),
+                                    "bundle": name, "difficulty": diff, "layout": layout, "images": cases,
                                     "size_hw": list(size), "epochs": a.epochs, "train_s": round(train_s, 1),
                                     "evaluate_s": round(eval_s, 1), "metrics": metrics, "overrides": extra}
             results_path.write_text(json.dumps(results, indent=2))
             print(key, results["runs"][key], flush=True)
     paper, recipe, tta = TITLES[a.family]
     lines = [f"# {paper} 2D bundles: short CPU runs on synthetic data", "",
-             f"train.json + cpu_small.json (128x128, batch 4, {recipe}), {a.epochs} epochs; evaluate.json "
+             f"train.json + cpu_small.json (128x128 unless a run's overrides in results.json say otherwise, batch 4, "
+             f"{recipe}), {a.epochs} epochs; evaluate.json "
              f"({tta}) on the validation split; one seed; this machine.", ""]
     for name in setups:
         rows = [r for r in results["runs"].values() if r["bundle"] == name]
