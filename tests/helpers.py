@@ -58,7 +58,7 @@ TINY: dict[str, dict] = {
     "cenet_luna2d": _2D,
     "cenet_em": _2D,
     "cenet_oct": _2D,
-    "cenet_brats3d": _3D,
+    "cenet_brats3d": {**_3D, "batch_size": 1},  # its profile trains 3D crops in fours; one keeps the tests light
     "etnet_refuge": _DISC,
     "etnet_drive": _2D,
     "etnet_montgomery": _2D,
