@@ -103,7 +103,15 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
     """``SaveImaged(output_name_formatter=...)``: name outputs after the case, not after its first file.
 
     Folder-per-case layouts (BraTS, KiTS19) take the case folder's name (``case_00003`` rather than
-    ``imaging``); single-file layouts (Decathlon, plain datalists) take the file name without extension.
+    ``imaging``) where the file is named as the layout names it (KiTS's ``imaging``, BraTS's ``<case>_<contrast>``);
+    any other file -- single-file layouts (Decathlon, plain datalists), or a scan of one's own given with
+    ``--datalist`` (``scans/lung1.nrrd``) -- takes its file name without extension.
+
+    >>> f = case_name_formatter("kits19")
+    >>> f({"filename_or_obj": "kits/case_00003/imaging.nii.gz"}, None)["subject"]
+    'case_00003'
+    >>> f({"filename_or_obj": "scans/lung1.nrrd"}, None)["subject"]
+    'lung1'
     """
     from ..data.layouts import LAYOUTS
 
@@ -113,7 +121,9 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
 
     def formatter(metadict: dict, saver: Any) -> dict:
         path = Path(str(metadict.get("filename_or_obj", "case")))
-        subject = path.parent.name if per_folder else path.name.split(".nii")[0].split(".")[0]
+        stem = path.name.split(".nii")[0].split(".")[0]
+        in_case_folder = stem == "imaging" or (bool(path.parent.name) and stem.startswith(path.parent.name))
+        subject = path.parent.name if per_folder and in_case_folder else stem
         return {"subject": subject, "idx": metadict.get("patch_index")}
 
     return formatter

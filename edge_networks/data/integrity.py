@@ -60,18 +60,58 @@ class _Volume:
     data: np.ndarray
 
 
+# the 3D formats the check reads: NIfTI with nibabel; the others with MONAI's ITKReader, as the bundles' LoadImaged
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+SUPPORTED_3D = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), DICOM (a series folder or .dcm)"
+
+
+def _suffix(p: Path) -> str:
+    name = p.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else p.suffix.lower()
+
+
+def _canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The volume reoriented to RAS (as ``nibabel.as_closest_canonical``): files that store one grid in other axis
+    orders or directions (a DICOM series and a NIfTI label of it) compare equal."""
+    ornt = nib.orientations.io_orientation(affine)
+    to_ras = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt("RAS"))
+    if np.array_equal(to_ras, [[0, 1], [1, 1], [2, 1]]):
+        return data, affine
+    shape = data.shape[:3]
+    data = nib.orientations.apply_orientation(data, to_ras)
+    return data, affine @ nib.orientations.inv_ornt_aff(to_ras, shape)
+
+
 def _read(path: str, problems: list[str]) -> _Volume | None:
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():  # a DICOM series
+        fmt = "itk"
+    elif not p.is_file():
         problems.append(f"{path}: file is missing")
         return None
+    else:
+        suffix = _suffix(p)
+        fmt = "nifti" if suffix in NIFTI_SUFFIXES else "itk" if suffix in ITK_SUFFIXES else None
+        if fmt is None:
+            problems.append(f"{path}: the {suffix or 'suffix-less'} format is not supported; supported: {SUPPORTED_3D}")
+            return None
     try:
-        img = nib.load(str(p))
-        data = np.asanyarray(img.dataobj)
-    except (EOFError, zlib.error, OSError, ValueError, ImageFileError) as e:
+        if fmt == "nifti":
+            img = nib.load(str(p))
+            data, affine = np.asanyarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
+        else:  # MONAI's ITK reader: (x, y, z) data and a RAS affine, as nibabel gives them
+            from monai.data import ITKReader
+
+            reader = ITKReader()
+            data, meta = reader.get_data(reader.read(str(p)))
+            affine = np.asarray(meta["affine"], dtype=np.float64)
+    except (EOFError, zlib.error, OSError, ValueError, RuntimeError, ImageFileError) as e:
         problems.append(f"{path}: unreadable or truncated file ({type(e).__name__}: {e})")
         return None
-    return _Volume(str(p), tuple(int(s) for s in data.shape), np.asarray(img.affine, dtype=np.float64), data)
+    if data.ndim >= 3:
+        data, affine = _canonical(data, affine)
+    return _Volume(str(p), tuple(int(s) for s in data.shape), affine, data)
 
 
 def _spatial(vol: _Volume, ndim: int, n_channels: int, problems: list[str]) -> tuple[int, ...] | None:

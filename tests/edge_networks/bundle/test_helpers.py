@@ -32,6 +32,12 @@ def test_case_name_formatter():
     assert per_case({"filename_or_obj": "/d/case_00007/imaging.nii.gz"}, None)["subject"] == "case_00007"
     single = case_name_formatter("decathlon")
     assert single({"filename_or_obj": "/d/imagesTr/BRATS_004.nii.gz"}, None)["subject"] == "BRATS_004"
+    brats = case_name_formatter("brats2021")
+    assert brats({"filename_or_obj": "/d/BraTS2021_00002/BraTS2021_00002_flair.nii.gz"}, None)["subject"] == \
+        "BraTS2021_00002"
+    # a scan of one's own given to a folder-per-case bundle (--datalist): named after the file, not its folder
+    assert per_case({"filename_or_obj": "/d/lung_nodule_ct/lung1_image.nrrd"}, None)["subject"] == "lung1_image"
+    assert brats({"filename_or_obj": "/d/scans/patient7.mha"}, None)["subject"] == "patient7"
 
 
 def test_select_channel():

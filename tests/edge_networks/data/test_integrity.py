@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_networks.data import DatasetIntegrityError, build_datalist, check_case, verify_datalist
-from tests.helpers import REPO
+from tests.helpers import REPO, SHARED_DATA
 
 
 def _rewrite(path: Path, fn) -> None:
@@ -171,3 +171,33 @@ def test_prepare_fails_fast_and_writes_nothing(dataset, tmp_path):
     spec = json.loads(out.read_text())
     assert [s["case_id"] for s in spec["skipped"]] == ["BraTS2021_00002"]
     assert len(spec["training"]) + len(spec["validation"]) == 2
+
+
+LUNG = SHARED_DATA / "lung_nodule_ct"
+DICOM = SHARED_DATA / "abdomen_ct" / "ct_dicom"
+
+
+@pytest.mark.skipif(not LUNG.is_dir() or not DICOM.is_dir(), reason=f"real scans not found under {SHARED_DATA}")
+def test_nrrd_and_dicom_series_are_read_and_their_geometry_checked(tmp_path):
+    """The 3D check reads what MONAI's readers read: a real chest CT with its nodule mask in NRRD passes, and so does
+    a real DICOM series with a NIfTI label of it (stored in another axis direction: both are compared in RAS). A
+    shifted label is caught; a format outside the supported ones is named as such, not as a broken file."""
+    for case in ("lung1", "lung2"):
+        item = {"case_id": case, "image": str(LUNG / f"{case}_image.nrrd"), "label": str(LUNG / f"{case}_label.nrrd")}
+        report = check_case(item, "kits19")
+        assert report.ok, report.problems
+    seg = nib.load(str(SHARED_DATA / "abdomen_ct" / "example_seg_dicom.nii.gz"))
+    label = (np.asarray(seg.dataobj) > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, seg.affine), str(tmp_path / "label.nii.gz"))
+    item = {"case_id": "dicom", "image": str(DICOM), "label": str(tmp_path / "label.nii.gz")}
+    assert check_case(item, "kits19").ok, check_case(item, "kits19").problems
+    shifted = seg.affine.copy()
+    shifted[:3, 3] += 4.0
+    nib.save(nib.Nifti1Image(label, shifted), str(tmp_path / "shifted.nii.gz"))
+    report = check_case({**item, "label": str(tmp_path / "shifted.nii.gz")}, "kits19")
+    assert any("shifted.nii.gz: affine" in p for p in report.problems), report.problems
+    (tmp_path / "scan.xyz").write_bytes(b"\0" * 16)
+    report = check_case({"case_id": "x", "image": str(tmp_path / "scan.xyz")}, "kits19", require_label=False)
+    assert report.problems == [f"{tmp_path / 'scan.xyz'}: the .xyz format is not supported; supported: NIfTI "
+                               "(.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), DICOM (a series "
+                               "folder or .dcm)"]
