@@ -37,35 +37,21 @@ from pathlib import Path
 
 from .bundle.datalists import BUNDLES_ENV, bundles_dir
 from .bundle.flags import parse_overrides
+from .bundle.profiles import SMALL_WINDOWS
 from .bundle.recipes import load_recipes
+from .data.synthetic import write_layout_dataset
 
 __all__ = ["reproduce", "compare_metrics", "main"]
 
 STAGES = ("prepare", "train", "evaluate")
-# --smoke: small windows (every bundle trains on these in the tests), two epochs, one validation each
-_SMOKE = {2: {"roi_size": [64, 64]}, 3: {"roi_size": [32, 32, 32]}}
+# --smoke: the small windows every bundle trains on in the tests, two epochs, one validation each
 _SMOKE_RUN = {"epochs": 2, "val_interval": 1, "num_workers": 0}
+# --smoke's synthetic data: (cases, shape)
+_SMOKE_DATA = {2: (8, (80, 96)), 3: (6, (40, 40, 28)), "kits19": (6, (16, 48, 48))}
 
 
 def _config(bundle: Path, name: str) -> dict:
     return json.loads((bundle / "configs" / name).read_text())
-
-
-def _synthetic(layout: str, out: Path, spatial_dims: int) -> None:
-    """A small synthetic dataset in ``layout`` (``--smoke``)."""
-    from .data.synthetic import write_brats_dataset, write_kits_dataset
-    from .data.synthetic.layouts2d import KIND_LAYOUTS, write_2d_dataset
-
-    if spatial_dims == 3:
-        if layout.startswith("kits"):
-            write_kits_dataset(out, 6, (16, 48, 48), seed=0, progress=False)
-        else:
-            write_brats_dataset(out, 6, (40, 40, 28), seed=0, progress=False)
-        return
-    kind = next((k for k, layouts in KIND_LAYOUTS.items() if layout in layouts), None)
-    if kind is None:
-        raise ValueError(f"no synthetic generator writes the {layout!r} layout")
-    write_2d_dataset(kind, layout, out, cases=8, seed=0, size=(80, 96))
 
 
 def _flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -179,7 +165,7 @@ def reproduce(bundle_name: str, out: str | Path, dataset_dir: str | Path | None 
     data = Path(dataset_dir).resolve() if dataset_dir else out / "data"
     configs = bundle / "configs"
     extra = {**({"pretrained_path": str(Path(pretrained_path).resolve())} if pretrained_path else {}),
-             **(dict(_SMOKE_RUN, **_SMOKE[spatial_dims]) if smoke else {}), **(overrides or {})}
+             **(dict(_SMOKE_RUN, **SMALL_WINDOWS[spatial_dims]) if smoke else {}), **(overrides or {})}
     args = ["--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval"),
             "--dataset_dir", str(data), "--data_list_file_path", str(out / "datalist.json")]
     for k, v in extra.items():
@@ -195,7 +181,7 @@ def reproduce(bundle_name: str, out: str | Path, dataset_dir: str | Path | None 
         t0 = time.perf_counter()
         if stage == "prepare":
             if smoke and not (data / ".synthetic").is_file():
-                _synthetic(layout, data, spatial_dims)
+                write_layout_dataset(layout, data, *_SMOKE_DATA.get(layout, _SMOKE_DATA[spatial_dims]))
                 (data / ".synthetic").write_text("written by edge-seg-reproduce --smoke\n")
             datalist = prepare_datalist(layout, data, out / "datalist.json", seed=0)
             command = ["python", "-m", "edge_networks.data.prepare", "--layout", layout, "--root", str(data),

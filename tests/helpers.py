@@ -16,7 +16,7 @@ from monai.bundle import ConfigParser
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from edge_networks.bundle import cpu_small
+from edge_networks.bundle import SMALL_WINDOWS, cpu_small
 from edge_networks.data import build_datalist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,8 +44,8 @@ TINY_2D = {
 # Every bundle's small setting for the tests: its ``configs/cpu_small.json`` profile (narrow networks, the CPU
 # optimiser; :func:`edge_networks.bundle.cpu_small`), then the smaller windows and batches named here, so that a CLI
 # run takes seconds on a CPU. A new bundle adds one row.
-_3D = {"roi_size": [32, 32, 32]}
-_2D = {"roi_size": [64, 64], "batch_size": 2}
+_3D = SMALL_WINDOWS[3]
+_2D = {**SMALL_WINDOWS[2], "batch_size": 2}
 _DISC = {**_2D, "disc_crop_size": [72, 72]}
 _KITS = {**_3D, "spacing": [6.0, 6.0, 6.0], "num_samples": 1}
 TINY: dict[str, dict] = {

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from .datalists import bundles_dir
 
-__all__ = ["RUN_LENGTH_KEYS", "cpu_small"]
+__all__ = ["RUN_LENGTH_KEYS", "SMALL_WINDOWS", "cpu_small"]
 
 # the profile's keys that set how long a run takes rather than what it trains
 RUN_LENGTH_KEYS = ("epochs", "val_interval", "num_workers")
+# windows smaller than any profile's, on which every bundle trains in seconds (the tests, ``edge-seg-reproduce
+# --smoke``): by spatial dimensions; divisible by every network's downsampling factor (CE-Net's 32 in 2D)
+SMALL_WINDOWS: dict[int, dict] = {2: {"roi_size": [64, 64]}, 3: {"roi_size": [32, 32, 32]}}
 
 
 def cpu_small(bundle: str, bundles: str | Path | None = None, run_length: bool = False) -> dict:

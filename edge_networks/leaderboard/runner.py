@@ -19,17 +19,12 @@ import numpy as np
 from ..bundle.datalists import bundles_dir
 from ..bundle.profiles import cpu_small
 from ..data import prepare_datalist
-from ..data.synthetic import write_brats_dataset, write_kits_dataset
-from ..data.synthetic.layouts2d import write_2d_dataset
+from ..data.synthetic import write_layout_dataset
 from .registry import METHODS, TASKS, Method, Task
 from .report import write_montage, write_tables
 from .scoring import case_outputs, score_case
 
 __all__ = ["run_leaderboard", "workflow", "method_settings", "small_settings", "PeakMemory", "time_budget"]
-
-# the synthetic writer of each 3D layout (2D tasks name their generator)
-_VOLUME_WRITERS = {"brats2021": write_brats_dataset, "kits19": write_kits_dataset}
-
 
 def _configs(bundle: str) -> Path:
     return bundles_dir() / bundle / "configs"
@@ -213,10 +208,7 @@ def run_leaderboard(task: str, out: str | Path, methods: Sequence[str], seeds: i
         raise ValueError(f"{out} holds a leaderboard with other settings ({saved}: {saved.read_text().strip()}); "
                          "use a new --out folder")
     if not saved.is_file() or not (out / "datalist.json").is_file():
-        if t.generator:
-            write_2d_dataset(t.generator, t.layout, data, cases=cases, seed=0, difficulty=difficulty, size=shape)
-        else:
-            _VOLUME_WRITERS[t.layout](data, cases, shape, seed=0, progress=False, difficulty=difficulty)
+        write_layout_dataset(t.layout, data, cases, shape, seed=0, difficulty=difficulty)
         saved.write_text(json.dumps(setting))
     datalist = prepare_datalist(t.layout, data, out / "datalist.json", seed=0, val_fraction=val_fraction)
     # scored on the release's labelled test images where it has them (ORIGA's Set B, the papers' test split), else on

@@ -27,6 +27,7 @@ __all__ = [
     "load_ct_background",
     "write_brats_dataset",
     "write_kits_dataset",
+    "write_layout_dataset",
 ]
 
 
@@ -85,3 +86,25 @@ def write_kits_dataset(
         vols = {"imaging.nii.gz": case.image, "segmentation.nii.gz": case.seg}
         written.append(write_case_folder(out, case_id, vols, case.affine))
     return written
+
+
+def write_layout_dataset(layout: str, out: str | Path, cases: int, shape: Sequence[int], seed: int = 0,
+                         difficulty: str = "easy") -> list[Path]:
+    """A synthetic dataset in ``layout``, whichever generator writes it: the BraTS 2021 or KiTS19 writers for
+    volumes (``shape`` ``(x, y, z)``; KiTS ``(z, y, x)``), the 2D generator of the layout
+    (:data:`~.layouts2d.KIND_LAYOUTS`, ``shape`` ``(height, width)``) for images. Returns the files or case folders
+    written.
+
+    Raises:
+        ValueError: no generator writes ``layout``.
+    """
+    from .layouts2d import KIND_LAYOUTS, write_2d_dataset
+
+    volumes = {"brats2021": write_brats_dataset, "kits19": write_kits_dataset}
+    if layout in volumes:
+        return volumes[layout](out, cases, shape, seed=seed, progress=False, difficulty=difficulty)
+    kind = next((k for k, layouts in KIND_LAYOUTS.items() if layout in layouts), None)
+    if kind is None:
+        known = sorted({*volumes, *(lay for layouts in KIND_LAYOUTS.values() for lay in layouts)})
+        raise ValueError(f"no synthetic generator writes the {layout!r} layout; these do: {known}")
+    return write_2d_dataset(kind, layout, out, cases=cases, seed=seed, difficulty=difficulty, size=tuple(shape))

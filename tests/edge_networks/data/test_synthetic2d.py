@@ -150,3 +150,20 @@ def test_refuge_glaucoma_folder_holds_large_cups(tmp_path):
 
     glaucoma, normal = vcdrs("Glaucoma"), vcdrs("Non-Glaucoma")
     assert glaucoma and normal and min(glaucoma) > max(normal) - 0.05 and np.mean(glaucoma) > np.mean(normal) + 0.15
+
+
+def test_write_layout_dataset_picks_the_layouts_generator(tmp_path):
+    """One entry point by layout (the leaderboard and ``edge-seg-reproduce --smoke``): a 2D layout gets its image
+    generator at the given size, a 3D one its volume writer, an unknown one a list of the known ones."""
+    from edge_networks.data import build_datalist
+    from edge_networks.data.synthetic import write_layout_dataset
+
+    write_layout_dataset("drive", tmp_path / "drive", 6, (40, 48))
+    items = build_datalist("drive", tmp_path / "drive")
+    from PIL import Image
+
+    assert items and np.asarray(Image.open(items[0]["image"])).shape[:2] == (40, 48)
+    write_layout_dataset("kits19", tmp_path / "kits", 2, (8, 24, 24))
+    assert len(build_datalist("kits19", tmp_path / "kits")) == 2
+    with pytest.raises(ValueError, match="no synthetic generator writes the 'nope' layout.*drive"):
+        write_layout_dataset("nope", tmp_path / "x", 2, (8, 8))
