@@ -16,26 +16,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .datalists import REPO_BUNDLES
+from .datalists import BUNDLES_ENV, bundles_dir
 
-__all__ = ["RECIPES_FILE", "load_recipes", "recipe", "config_value", "check_recipes", "render_markdown"]
-
-RECIPES_FILE = REPO_BUNDLES / "_parts" / "recipes.json"
+__all__ = ["recipes_file", "load_recipes", "recipe", "config_value", "check_recipes", "render_markdown"]
 _UNSET = object()
 
 
-def load_recipes(path: str | Path = RECIPES_FILE) -> dict:
-    """The recipe table, checked: every entry has a value and a known source, and a project choice its reason.
+def recipes_file(bundles: str | Path | None = None) -> Path:
+    """The recipe table of the bundles folder in use (:func:`bundles_dir`: ``--bundles``, ``$EDGE_SEG_BUNDLES`` or
+    the checkout's), ``<bundles>/_parts/recipes.json``."""
+    return bundles_dir(bundles) / "_parts" / "recipes.json"
+
+
+def load_recipes(path: str | Path | None = None) -> dict:
+    """The recipe table (default: :func:`recipes_file`), checked: every entry has a value and a known source, and
+    a project choice its reason.
 
     Raises:
         ValueError: every malformed entry, listed.
     """
-    data = json.loads(Path(path).read_text())
+    path = Path(path) if path is not None else recipes_file()
+    data = json.loads(path.read_text())
     sources = set(data["sources"])
     faults = []
     rows = [(f"networks/{n}", e) for n, e in data["networks"].items()] + \
@@ -65,7 +72,7 @@ def recipe(bundle: str, data: dict | None = None) -> dict[str, dict]:
     """
     data = data or load_recipes()
     if bundle not in data["bundles"]:
-        raise KeyError(f"no recipe for bundle {bundle!r} in {RECIPES_FILE}; add its row")
+        raise KeyError(f"no recipe for bundle {bundle!r} in {recipes_file()}; add its row")
     row = data["bundles"][bundle]
     return {**data["networks"][row["network"]]["values"], **row["values"]}
 
@@ -84,17 +91,17 @@ def config_value(config: dict, key: str) -> Any:
     return node
 
 
-def check_recipes(bundles_dir: str | Path = REPO_BUNDLES, data: dict | None = None) -> list[str]:
+def check_recipes(bundles: str | Path | None = None, data: dict | None = None) -> list[str]:
     """Every difference between the bundles' generated ``train.json`` and the recipe table (a bundle without a
     row, a key the config lacks, a value that differs), one line each; empty when they agree."""
     data = data or load_recipes()
-    bundles_dir = Path(bundles_dir)
-    names = sorted(p.parent.parent.name for p in bundles_dir.glob("*/configs/train.json"))
+    folder = bundles_dir(bundles)
+    names = sorted(p.parent.parent.name for p in folder.glob("*/configs/train.json"))
     out = [f"{b}: no row in the recipe table" for b in names if b not in data["bundles"]]
     for b in names:
         if b not in data["bundles"]:
             continue
-        config = json.loads((bundles_dir / b / "configs" / "train.json").read_text())
+        config = json.loads((folder / b / "configs" / "train.json").read_text())
         for field, item in recipe(b, data).items():
             if "key" not in item:
                 continue
@@ -145,7 +152,7 @@ def render_markdown(data: dict | None = None) -> str:
               "| bundle | command | download first |", "| --- | --- | --- |"]
     weights = {"CENet": "resnet34", "ETNet": "resnet50", "BANet": "resnet50"}
     for b in data["bundles"]:
-        train = json.loads((REPO_BUNDLES / b / "configs" / "train.json").read_text())
+        train = json.loads((bundles_dir() / b / "configs" / "train.json").read_text())
         arch = weights.get(train["network_def"]["_target_"].split(".")[-1])
         two_d = len(train["roi_size"]) == 2
         flag = f" --pretrained_path {arch}.pth" if arch and two_d else ""
@@ -159,9 +166,15 @@ def render_markdown(data: dict | None = None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_networks.bundle.recipes", description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="write the Markdown table here")
+    parser.add_argument("--bundles", default=None,
+                        help=f"the bundles folder (default: ${BUNDLES_ENV}, else the source checkout's bundles/)")
     parser.add_argument("--check", action="store_true", help="exit 1 listing every bundle value that differs from "
                         "the table (and, with --out, a page that differs from the rendered table)")
     args = parser.parse_args(argv)
+    try:
+        os.environ[BUNDLES_ENV] = str(bundles_dir(args.bundles))
+    except FileNotFoundError as e:
+        parser.error(str(e))
     text = render_markdown()
     if args.check:
         faults = check_recipes()

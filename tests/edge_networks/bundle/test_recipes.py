@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from edge_networks.bundle.recipes import RECIPES_FILE, check_recipes, load_recipes, main, recipe, render_markdown
+from edge_networks.bundle.recipes import check_recipes, load_recipes, main, recipe, recipes_file, render_markdown
 from tests.helpers import BUNDLES_DIR, REPO, discovered_bundles
 
 
@@ -39,7 +39,7 @@ def test_a_bundle_that_drifts_from_the_table_is_named(tmp_path):
 
 
 def test_a_project_choice_needs_its_reason(tmp_path):
-    data = json.loads(RECIPES_FILE.read_text())
+    data = json.loads(recipes_file().read_text())
     data["networks"]["cenet"]["values"]["epochs"] = {"key": "epochs", "value": 100, "source": "project"}
     data["bundles"]["cenet_em"]["values"]["batch"] = {"key": "batch_size", "value": 8, "source": "rumour"}
     path = tmp_path / "recipes.json"
@@ -52,3 +52,16 @@ def test_a_project_choice_needs_its_reason(tmp_path):
 def test_check_command(capsys):
     assert main(["--check", "--out", str(REPO / "docs" / "recipes.md")]) == 0
     assert "every bundle follows the recipe table" in capsys.readouterr().out
+
+
+def test_the_table_follows_the_bundles_folder_in_use(tmp_path, monkeypatch):
+    """After a plain install the bundles come from --bundles or $EDGE_SEG_BUNDLES; the table is read from that
+    folder's _parts, not from beside the package."""
+    (tmp_path / "_parts").mkdir()
+    data = json.loads(recipes_file().read_text())
+    data["bundles"] = {"egcnn_brats": data["bundles"]["egcnn_brats"]}
+    (tmp_path / "_parts" / "recipes.json").write_text(json.dumps(data))
+    shutil.copytree(BUNDLES_DIR / "egcnn_brats" / "configs", tmp_path / "egcnn_brats" / "configs")
+    monkeypatch.setenv("EDGE_SEG_BUNDLES", str(tmp_path))
+    assert recipes_file() == tmp_path / "_parts" / "recipes.json"
+    assert list(load_recipes()["bundles"]) == ["egcnn_brats"] and check_recipes() == []
