@@ -96,12 +96,12 @@ def _layers(filename: str, spec: dict, parts_dir: Path) -> tuple[list[Path], dic
     folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
     shared = filename in ("train.json", "inference.json")
     # cpu_small is the from-scratch recipe at CPU sizes: each folder's from_scratch.json comes before its cpu_small.json
-    before = {"shared.json"} if shared else {"from_scratch.json"} if filename == "cpu_small.json" else set()
+    before = "shared.json" if shared else "from_scratch.json" if filename == "cpu_small.json" else None
     files = []
     for folder in folders:
-        files += [folder / f for f in sorted(before) if (folder / f).exists()]
-        if (folder / filename).exists():
-            files.append(folder / filename)
+        for name in (before, filename):
+            if name and (folder / name).exists():
+                files.append(folder / name)
     sections = {k: spec[k] for k in (("shared",) if shared else ()) + (filename,) if k in spec}
     return files, sections
 
