@@ -1,6 +1,7 @@
 """MONAI-style transforms of this project: edge ground truth, dataset label conventions, 2D image loading."""
 
 from .edges import LabelToEdge, LabelToEdged, label_to_edge, masks_from_labels, sobel_gradient_magnitude
+from .intensity import NormalizeChannels, NormalizeChannelsd
 from .io import LoadImage2D, LoadImage2Dd, SaveOverlayd, overlay_image
 from .labels import (
     BRATS_CONVENTIONS,
@@ -33,9 +34,16 @@ from .labels import (
     ThresholdMask,
     ThresholdMaskd,
 )
+from .regions import LabelsToRegions, LabelsToRegionsd, RegionsToLabels, RegionsToLabelsd
 from .spatial import BrightestRegionCrop, BrightestRegionCropd, brightest_point
 
 __all__ = [
+    "NormalizeChannels",
+    "NormalizeChannelsd",
+    "LabelsToRegions",
+    "LabelsToRegionsd",
+    "RegionsToLabels",
+    "RegionsToLabelsd",
     "LabelToEdge",
     "LabelToEdged",
     "label_to_edge",

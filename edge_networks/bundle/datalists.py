@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transforms.writers import atomic_path, remove_partial_outputs
 
+from ..data.dataset_json import resolve_layout
 from ..data.integrity import verify_datalist
 from ..data.layouts import build_datalist
 from ..data.prepare import prepare_datalist
@@ -64,7 +65,7 @@ def bundle_root(name: str) -> str:
 
 
 def load_datalist(
-    layout: str,
+    layout: str | dict,
     dataset_dir: str | None = None,
     data_list_file_path: str | None = None,
     seed: int = 0,
@@ -85,6 +86,8 @@ def load_datalist(
         with open(data_list_file_path) as f:
             spec = json.load(f)
         layout = spec.get("layout", layout)
+    layout = resolve_layout(layout, dataset_dir)
+    if data_list_file_path:
         base = Path(data_list_file_path).parent
         train, val = ([_absolute(it, base) for it in spec.get(k, [])] for k in ("training", "validation"))
         if not val:
@@ -106,7 +109,7 @@ SKIPPED_REPORT = "skipped_cases.json"
 
 
 def inference_datalist(
-    layout: str,
+    layout: str | dict,
     dataset_dir: str | None = None,
     datalist: Sequence[dict] | None = None,
     check: bool = True,
@@ -141,6 +144,7 @@ def inference_datalist(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
     skip_existing = flag(skip_existing)
+    layout = resolve_layout(layout, dataset_dir)
     if (skip_existing or on_error == "skip") and output_dir is None:
         raise ValueError("skip_existing and on_error='skip' need output_dir.")
     items = list(datalist) if datalist else build_datalist(layout, dataset_dir)
@@ -162,7 +166,7 @@ def inference_datalist(
         if on_error == "skip":
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             with atomic_path(Path(output_dir) / SKIPPED_REPORT) as tmp:
-                tmp.write_text(json.dumps({"layout": layout, "to_segment": len(items),
+                tmp.write_text(json.dumps({"layout": layout.name, "to_segment": len(items),
                                            "skipped": [{"case": r.case_id, "faults": r.problems} for r in bad]},
                                           indent=2, default=str))
             for r in bad:

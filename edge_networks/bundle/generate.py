@@ -76,11 +76,14 @@ def bundle_names(parts_dir: str | Path = PARTS_DIR) -> list[str]:
     return sorted(p.stem for p in (Path(parts_dir) / "specs").glob("*.json"))
 
 
-def _spec(name: str, parts_dir: Path) -> dict:
+def _spec(name: str, parts_dir: Path, spec: dict | None = None) -> dict:
     path = parts_dir / "specs" / f"{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no spec for bundle {name!r}; specs exist for {bundle_names(parts_dir)}")
-    spec = json.loads(path.read_text())
+    if spec is None:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no spec for bundle {name!r}; specs exist for {bundle_names(parts_dir)}")
+        spec = json.loads(path.read_text())
+    else:
+        path = Path(f"the spec of {name}")
     unknown = set(spec) - {"parts", "shared", *FULL_CONFIGS, *OVERRIDE_CONFIGS}
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; sections are 'parts', 'shared' and file names "
@@ -124,8 +127,12 @@ def _has(parser: ConfigParser, key: str) -> bool:
         return False
 
 
-def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]:
-    """Every config file of bundle ``name``: ``{file name: dict (JSON files) or str (logging.conf)}``.
+def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR, spec: dict | None = None,
+                 bundle_root: str | None = None) -> dict[str, Any]:
+    """Every config file of bundle ``name``: ``{file name: dict (JSON files) or str (logging.conf)}``, from its spec
+    ``specs/<name>.json`` or from ``spec`` (a bundle made for a dataset of one's own, :mod:`.new_bundle`).
+    ``bundle_root``: the folder the configs' ``bundle_root`` names (default: the bundle's folder in the bundles
+    folder in use, found at run time).
 
     Raises:
         FileNotFoundError: no spec, or a part folder it names does not exist.
@@ -133,7 +140,7 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
             has an unknown section.
     """
     parts_dir = Path(parts_dir)
-    spec = _spec(name, parts_dir)
+    spec = _spec(name, parts_dir, spec)
     out: dict[str, Any] = {}
     for filename in FULL_CONFIGS + OVERRIDE_CONFIGS:
         files, sections = _layers(filename, spec, parts_dir)
@@ -148,8 +155,8 @@ def build_bundle(name: str, parts_dir: str | Path = PARTS_DIR) -> dict[str, Any]
                                  f"specs/{name}.json 'parts' or set them in its '{filename}' section")
             config = parser.get()
             if filename != "metadata.json":  # bundle_root right after the imports: the bundle's own folder
-                config = {k: v for k, v in config.items() if k == "imports"} | {
-                    "bundle_root": f"$edge_networks.bundle.bundle_root('{name}')"} | config
+                root = bundle_root or f"$edge_networks.bundle.bundle_root('{name}')"
+                config = {k: v for k, v in config.items() if k == "imports"} | {"bundle_root": root} | config
         else:
             config = merged
         out[filename] = config

@@ -99,13 +99,14 @@ def select_channel(index: int, keys: Sequence[str] = ("pred", "label")) -> Calla
     return transform
 
 
-def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
+def case_name_formatter(layout: str | dict | Any) -> Callable[[dict, Any], dict]:
     """``SaveImaged(output_name_formatter=...)``: name outputs after the case, not after its first file.
 
     Folder-per-case layouts (BraTS, KiTS19) take the case folder's name (``case_00003`` rather than
     ``imaging``) where the file is named as the layout names it (KiTS's ``imaging``, BraTS's ``<case>_<contrast>``);
-    any other file -- single-file layouts (Decathlon, plain datalists), or a scan of one's own given with
-    ``--datalist`` (``scans/lung1.nrrd``) -- takes its file name without extension.
+    nnU-Net datasets take the case (``lung1_0000.nrrd`` -> ``lung1``); any other file -- single-file layouts
+    (Decathlon, plain datalists), or a scan of one's own given with ``--datalist`` (``scans/lung1.nrrd``) -- takes
+    its file name without extension.
 
     >>> f = case_name_formatter("kits19")
     >>> f({"filename_or_obj": "kits/case_00003/imaging.nii.gz"}, None)["subject"]
@@ -113,20 +114,29 @@ def case_name_formatter(layout: str) -> Callable[[dict, Any], dict]:
     >>> f({"filename_or_obj": "scans/lung1.nrrd"}, None)["subject"]
     'lung1'
     """
-    from ..data.layouts import LAYOUTS
+    from ..data.layouts import LAYOUTS, get_layout
 
-    if layout in LAYOUTS and LAYOUTS[layout].spatial_dims == 2:
-        return lambda metadict, saver: {"subject": image_subject(metadict), "idx": metadict.get("patch_index")}
-    per_folder = layout not in ("decathlon", "datalist")
+    lay = get_layout(layout) if not isinstance(layout, str) or layout in LAYOUTS else None
+    name = lay.name if lay is not None else layout
+    if lay is not None and lay.spatial_dims == 2:
+        strip = name == "nnunet"
+        return lambda metadict, saver: {"subject": _channel_stripped(image_subject(metadict), strip),
+                                        "idx": metadict.get("patch_index")}
+    per_folder = name not in ("decathlon", "datalist", "nnunet", "msd")
 
     def formatter(metadict: dict, saver: Any) -> dict:
         path = Path(str(metadict.get("filename_or_obj", "case")))
         stem = path.name.split(".nii")[0].split(".")[0]
         in_case_folder = stem == "imaging" or (bool(path.parent.name) and stem.startswith(path.parent.name))
-        subject = path.parent.name if per_folder and in_case_folder else stem
+        subject = path.parent.name if per_folder and in_case_folder else _channel_stripped(stem, name == "nnunet")
         return {"subject": subject, "idx": metadict.get("patch_index")}
 
     return formatter
+
+
+def _channel_stripped(stem: str, strip: bool) -> str:
+    """An nnU-Net image stem without its channel suffix (``case_0000`` -> ``case``)."""
+    return stem[:-5] if strip and len(stem) > 5 and stem[-5] == "_" and stem[-4:].isdigit() else stem
 
 
 def image_subject(meta: dict) -> str:

@@ -16,18 +16,20 @@ Layouts (file names relative to the root):
   t1gd, T2w) and ``labelsTr/*.nii.gz`` (0 bg, 1 oedema, 2 non-enhancing, 3 enhancing).
 - ``kits19``: ``case_XXXXX/imaging.nii.gz`` and ``segmentation.nii.gz``. Labels 0/1/2.
 - ``datalist``: a MONAI datalist JSON (``{"training": [...], "validation": [...]}``), paths relative to it.
+- ``nnunet`` / ``msd``: any dataset in nnU-Net v2's raw format or the Medical Segmentation Decathlon's, 2D or 3D,
+  described by its own ``dataset.json`` (:mod:`.dataset_json`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transforms.labels import LAYOUT_LABEL_CONVENTIONS
 
-__all__ = ["BRATS_MODALITIES", "Layout", "LAYOUTS", "get_layout", "build_datalist"]
+__all__ = ["BRATS_MODALITIES", "DATASET_FORMATS", "Layout", "LAYOUTS", "get_layout", "layout_name", "build_datalist"]
 
 BRATS_MODALITIES = ("flair", "t1", "t1ce", "t2")
 
@@ -49,6 +51,8 @@ class Layout:
             default validation fraction of ``prepare`` reproduces them. ``None``: 80/20.
         mask_kind: 2D label files: ``"values"`` (only ``label_values``), ``"jpeg"`` (lossy masks, any 0..255,
             thresholded by a transform) or ``"soft"`` (agreement maps 0..255).
+        file_ending: the image files' extension (``nnunet`` and ``msd`` layouts: from the dataset's
+            ``dataset.json``); empty for the fixed layouts.
     """
 
     name: str
@@ -61,6 +65,11 @@ class Layout:
     spatial_dims: int = 3
     paper_split: tuple[int, int] | None = None
     mask_kind: str = "values"
+    file_ending: str = ""
+
+    def to_dict(self) -> dict:
+        """The fields as JSON values (tuples as lists): what a generated bundle's ``layout`` key holds."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 _BRATS_SUFFIXES = {"flair": "_flair", "t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "label": "_seg"}
@@ -109,11 +118,37 @@ LAYOUTS.update({
 })
 
 
-def get_layout(name: str) -> Layout:
-    """The :class:`Layout` called ``name``; a clear error for unknown names."""
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown dataset layout {name!r}; choose one of {sorted(LAYOUTS)}")
-    return LAYOUTS[name]
+# Layouts described by the dataset's own ``dataset.json`` (:mod:`.dataset_json`): a bundle made for such a dataset
+# carries its layout as a dict of :class:`Layout`'s fields (``Layout.to_dict``), not a name of this table.
+DATASET_FORMATS = ("nnunet", "msd")
+
+
+def get_layout(layout: str | dict | Layout) -> Layout:
+    """The :class:`Layout` called ``layout``, or the one a dict of its fields describes (a generated bundle's
+    ``layout``, see :mod:`.dataset_json`); a clear error for unknown names."""
+    if isinstance(layout, Layout):
+        return layout
+    if isinstance(layout, dict):
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in layout.items()}
+        if fields.get("name") not in DATASET_FORMATS:
+            raise ValueError(f"a layout given by its fields must be one of {list(DATASET_FORMATS)}; got "
+                             f"{fields.get('name')!r}")
+        try:
+            return Layout(**fields)
+        except TypeError as e:
+            raise ValueError(f"layout fields {sorted(layout)}: {e}") from e
+    if layout in DATASET_FORMATS:
+        raise ValueError(f"the {layout!r} layout is read from the dataset's dataset.json: use "
+                         f"edge_networks.data.read_dataset(ROOT).layout, or a bundle from edge-seg-new-bundle")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown dataset layout {layout!r}; choose one of {sorted(LAYOUTS)}, or an nnU-Net or "
+                         "Medical Segmentation Decathlon dataset (edge-seg-new-bundle)")
+    return LAYOUTS[layout]
+
+
+def layout_name(layout: str | dict | Layout) -> str:
+    """The name of a layout given by name, fields or object."""
+    return get_layout(layout).name
 
 
 def _nifti(path_without_ext: Path) -> Path:
@@ -192,11 +227,12 @@ def _plain_datalist(path: Path) -> list[dict]:
     return items
 
 
-def build_datalist(layout: str, root: str | os.PathLike) -> list[dict]:
+def build_datalist(layout: str | dict | Layout, root: str | os.PathLike) -> list[dict]:
     """Scan ``root`` in ``layout`` and return one datalist item per case, sorted by case id.
 
     Args:
-        layout: a key of :data:`LAYOUTS`, or ``"datalist"`` for a MONAI datalist JSON file given as ``root``.
+        layout: a key of :data:`LAYOUTS`, ``"datalist"`` for a MONAI datalist JSON file given as ``root``, or an
+            ``nnunet``/``msd`` layout's fields (:func:`get_layout`).
         root: dataset folder (or the JSON file for ``"datalist"``).
 
     Raises:
@@ -210,7 +246,11 @@ def build_datalist(layout: str, root: str | os.PathLike) -> list[dict]:
         items = _plain_datalist(root)
     else:
         lay = get_layout(layout)
-        if lay.spatial_dims == 2:
+        if lay.name in DATASET_FORMATS:
+            from .dataset_json import dataset_items
+
+            items = dataset_items(root, lay)
+        elif lay.spatial_dims == 2:
             from .layouts2d import build_2d
 
             items = build_2d(lay.name, root)

@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .integrity import DatasetIntegrityError, verify_datalist
-from .layouts import LAYOUTS, build_datalist, get_layout
+from .dataset_json import resolve_layout
+from .layouts import DATASET_FORMATS, LAYOUTS, build_datalist
 from .split import assign_folds, save_datalist, split_datalist
 
 __all__ = ["prepare_datalist", "main"]
 
 
 def prepare_datalist(
-    layout: str,
+    layout: str | dict,
     root: str | Path,
     out: str | Path | None = None,
     val_fraction: float | None = None,
@@ -36,7 +37,9 @@ def prepare_datalist(
 ) -> dict:
     """Scan, verify, split and (when ``out`` is given) save a datalist. Returns the datalist dict.
 
-    A release's own split wins (``split`` key of the items, :mod:`.layouts2d`): its test images go to ``testing``
+    ``layout``: a layout name (``nnunet`` and ``msd`` are read from ``root``'s ``dataset.json``) or a layout's fields.
+    A release's own split wins (``split`` key of the items, :mod:`.layouts2d`, nnU-Net's ``splits_final.json``):
+    its test images go to ``testing``
     (with their labels where released), its validation set to ``validation``; otherwise a seeded split of the
     labelled items, ``val_fraction`` of them (default: the papers' counts, ``Layout.paper_split``, else 0.2).
     Items with a ``group`` (slices of one scan) are split by group.
@@ -44,7 +47,8 @@ def prepare_datalist(
     Raises:
         DatasetIntegrityError: a case is bad and ``skip_bad`` is False (nothing is written then).
     """
-    lay = get_layout(layout)
+    lay = resolve_layout(layout, root)
+    layout = lay.to_dict() if lay.name in DATASET_FORMATS else lay.name
     items = build_datalist(layout, root)
     skipped: list[dict] = []
     if check:
@@ -69,7 +73,7 @@ def prepare_datalist(
         train, val = split_datalist(pool, val_fraction, seed)
     testing = [it for it in items if "label" not in it or it.get("split") == "test"]
     content = {
-        "layout": lay.name,
+        "layout": layout,
         "label_convention": lay.label_convention,
         "modalities": list(lay.modalities),
         "label_values": list(lay.label_values) if lay.mask_kind == "values" else f"0..255 ({lay.mask_kind} masks)",
@@ -90,7 +94,8 @@ def prepare_datalist(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_networks.data.prepare", description=__doc__.split("\n")[0])
-    parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS))
+    parser.add_argument("--layout", required=True, choices=sorted([*LAYOUTS, *DATASET_FORMATS]),
+                        help="a dataset layout; nnunet and msd: any dataset with an nnU-Net v2 or Decathlon dataset.json")
     parser.add_argument("--root", required=True, help="dataset folder in that layout")
     parser.add_argument("--out", required=True, help="datalist JSON to write")
     parser.add_argument("--val-fraction", type=float, default=None,
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.layout, args.root, args.out, args.val_fraction, args.folds, args.seed,
             check=not args.no_check, skip_bad=args.skip_bad, num_workers=args.num_workers,
         )
-    except (DatasetIntegrityError, FileNotFoundError, ValueError) as e:
+    except (DatasetIntegrityError, FileNotFoundError, ValueError) as e:  # DatasetJsonError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
     for s in content["skipped"]:
