@@ -233,10 +233,12 @@ No numbers are shipped with a generated bundle: train it and evaluate it on your
 python -m monai.bundle run training --config_file {cfg}/train.json
 python -m monai.bundle run training --config_file "['{cfg}/train.json','{cfg}/cpu_small.json']"
 python -m monai.bundle run evaluating --config_file "['{cfg}/train.json','{cfg}/evaluate.json']"
-python -m monai.bundle run inferring --config_file {cfg}/inference.json --datalist "[{{'image': 'scan{desc.file_ending}'}}]"
+python -m monai.bundle run inferring --config_file {cfg}/inference.json \\
+    --datalist "[{{'image': 'scan{desc.file_ending}'}}]"
 python -m monai.bundle ckpt_export network_def --filepath {out}/models/model.ts --ckpt_file {out}/models/model.pt \\
     --meta_file {cfg}/metadata.json --config_file {cfg}/inference.json
-torchrun --nproc_per_node=2 -m monai.bundle run training --config_file "['{cfg}/train.json','{cfg}/multi_gpu_train.json']"
+torchrun --nproc_per_node=2 -m monai.bundle run training \\
+    --config_file "['{cfg}/train.json','{cfg}/multi_gpu_train.json']"
 monailabel start_server --app apps/monailabel --studies STUDIES --conf bundles {out.parent} --conf models {name}
 ```
 

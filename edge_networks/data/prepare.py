@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .integrity import DatasetIntegrityError, verify_datalist
 from .dataset_json import resolve_layout
+from .integrity import DatasetIntegrityError, verify_datalist
 from .layouts import DATASET_FORMATS, LAYOUTS, build_datalist
 from .split import assign_folds, save_datalist, split_datalist
 
@@ -95,7 +95,7 @@ def prepare_datalist(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_networks.data.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("--layout", required=True, choices=sorted([*LAYOUTS, *DATASET_FORMATS]),
-                        help="a dataset layout; nnunet and msd: any dataset with an nnU-Net v2 or Decathlon dataset.json")
+                        help="a dataset layout; nnunet, msd: any dataset with an nnU-Net v2 or Decathlon dataset.json")
     parser.add_argument("--root", required=True, help="dataset folder in that layout")
     parser.add_argument("--out", required=True, help="datalist JSON to write")
     parser.add_argument("--val-fraction", type=float, default=None,
