@@ -145,7 +145,9 @@ def _target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     aniso_voxels = target_shape[worst] * ANISO_THRESHOLD < min(target_shape[others])
     if aniso_spacing and aniso_voxels:
         value = float(np.percentile(spacings[:, worst], 10))
-        target[worst] = max(value, max(target[others]) + 1e-5)
+        if value < max(target[others]):  # nnU-Net's guard: never finer than the other axes
+            value = max(max(target[others]), value) + 1e-5
+        target[worst] = value
     return target
 
 

@@ -54,10 +54,11 @@ def prepare_datalist(
     if check:
         labelled = [it for it in items if "label" in it]
         unlabelled = [it for it in items if "label" not in it]
-        good_l, bad_l = verify_datalist(labelled, layout, skip_bad=skip_bad, num_workers=num_workers)
-        good_u, bad_u = verify_datalist(
-            unlabelled, layout, skip_bad=skip_bad, num_workers=num_workers, require_label=False
-        )
+        good_l, bad_l = verify_datalist(labelled, layout, skip_bad=True, num_workers=num_workers)
+        good_u, bad_u = verify_datalist(unlabelled, layout, skip_bad=True, num_workers=num_workers,
+                                        require_label=False)
+        if (bad_l or bad_u) and not skip_bad:  # one error lists every bad case, labelled or not
+            raise DatasetIntegrityError(bad_l + bad_u)
         items = good_l + good_u
         skipped = [{"case_id": r.case_id, "problems": r.problems} for r in bad_l + bad_u]
     labelled = [it for it in items if "label" in it and it.get("split") != "test"]
