@@ -12,7 +12,8 @@ task (``configs/train.json``, MONAI Label's datastore as the datalist).
 
 Studies are found in the ``--studies`` folder (not its subfolders): each file whose suffix a served bundle reads
 is one study, its id the file name without the suffix (``BRATS_001.nii.gz`` -> ``BRATS_001``). The suffixes are
-those of the served bundles -- NIfTI (``.nii.gz``, ``.nii``) for the 3D bundles, PNG, JPEG, BMP, GIF, TIFF and DICOM
+those of the served bundles -- NIfTI (``.nii.gz``, ``.nii``) for the 3D bundles (and the dataset's own format, NRRD or
+MetaImage, for a bundle made by ``edge-seg-new-bundle``), PNG, JPEG, BMP, GIF, TIFF and DICOM
 (``.dcm``, ``.dicom``) files for the 2D ones -- plus any ``MONAI_LABEL_DATASTORE_FILE_EXT`` sets. Clients name
 studies by id only, never by path (:mod:`.ids`): an id that is absolute, holds ``..`` or a separator, or is not in
 the datastore gets 404 ``study 'ID' not found`` before any file is opened. Requests run in worker threads and
@@ -53,7 +54,7 @@ from transforms.image2d import IMAGE_2D_SUFFIXES, read_image_2d
 
 from .. import __version__
 from ..bundle import bundles_dir, flag
-from ..data.layouts import LAYOUTS
+from ..data.layouts import LAYOUTS, get_layout
 from .ids import SafeLocalDatastore, check_id, extension_patterns, scrub_paths
 from .routes import allowed_paths, run_endpoints_in_threads
 
@@ -92,16 +93,25 @@ def spatial_dims(bundle: Path) -> int:
     return len(meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
 
 
+def _layout(bundle: Path):
+    """The bundle's dataset :class:`~edge_networks.data.layouts.Layout` (a name of the table, or the fields a bundle
+    made by ``edge-seg-new-bundle`` carries), or None for a layout this app does not know."""
+    layout = json.loads((bundle / "configs" / "inference.json").read_text()).get("layout")
+    try:
+        return get_layout(layout) if isinstance(layout, dict) or layout in LAYOUTS else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _input_spec(bundle: Path) -> tuple[int, bool, int]:
     """(network spatial dims, reads 2D image files, channels of a study) of a bundle, from its configs: a study
     holds every modality of the bundle's dataset layout (BraTS: 4, in the Decathlon order; KiTS: 1), whatever
     the network picks from them."""
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     image = meta["network_data_format"]["inputs"]["image"]
-    layout = json.loads((bundle / "configs" / "inference.json").read_text()).get("layout")
-    known = isinstance(layout, str) and layout in LAYOUTS
-    image_files = known and LAYOUTS[layout].spatial_dims == 2
-    channels = len(LAYOUTS[layout].modalities) if known else int(image["num_channels"])
+    lay = _layout(bundle)
+    image_files = lay is not None and lay.spatial_dims == 2
+    channels = len(lay.modalities) if lay is not None else int(image["num_channels"])
     return len(image["spatial_shape"]), image_files, channels
 
 
@@ -115,6 +125,9 @@ def study_extensions(bundles) -> list[str]:
     suffixes: list[str] = []
     for bundle in bundles:
         suffixes += IMAGE_2D_SUFFIXES if _input_spec(Path(bundle))[1] else VOLUME_SUFFIXES
+        lay = _layout(Path(bundle))
+        if lay is not None and lay.file_ending:  # a bundle of one's own dataset: its files' format (NRRD, MHA, ...)
+            suffixes.append(lay.file_ending)
     patterns = extension_patterns(dict.fromkeys(suffixes))
     if os.environ.get("MONAI_LABEL_DATASTORE_FILE_EXT"):
         patterns += [p for p in settings.MONAI_LABEL_DATASTORE_FILE_EXT if p not in patterns]
@@ -148,15 +161,29 @@ def check_study(path: str, model: str, bundle: Path, name: str | None = None) ->
     if is_photo:
         raise HTTPException(status_code=422, detail=f"{model} segments volumes; study {name!r} is a 2D image")
     try:
-        shape = nib.load(path).shape
+        shape = _volume_shape(path)
     except Exception as e:  # noqa: BLE001
-        raise HTTPException(status_code=415, detail=scrub_paths(f"study {name!r} is not a NIfTI volume this model "
+        raise HTTPException(status_code=415, detail=scrub_paths(f"study {name!r} is not a volume this model "
                                                                 f"reads: {type(e).__name__}: {e}")) from None
     got = shape[3] if len(shape) == 4 else 1 if len(shape) == 3 else None
     if got is None or got != channels:
         raise HTTPException(status_code=422, detail=f"{model} needs a volume with {channels} channel(s) "
                                                     f"(x, y, z{', c' if channels > 1 else ''}); study {name!r} has "
                                                     f"shape {tuple(shape)}")
+
+
+def _volume_shape(path: str) -> tuple[int, ...]:
+    """``(x, y, z[, c])`` of a volume file from its header: NIfTI with nibabel, other formats (NRRD, MetaImage)
+    with SimpleITK."""
+    if path.lower().endswith((".nii", ".nii.gz")):
+        return tuple(nib.load(path).shape)
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    reader.ReadImageInformation()
+    components = reader.GetNumberOfComponents()
+    return tuple(reader.GetSize()) + ((components,) if components > 1 else ())
 
 
 class EdgeBundleInferTask(BundleInferTask):
