@@ -261,34 +261,36 @@ def test_volumes_write_with_their_geometry(tmp_path):
 
 
 def test_a_generated_bundle_is_served_with_the_dataset_label_names(generated, tmp_path):
-    """MONAI Label serves a generated bundle (nnU-Net CT in NRRD): ``/info`` names the dataset's labels with the
-    values inference writes, and ``/infer`` on an NRRD study returns a label map in the study's geometry."""
+    """MONAI Label serves a generated bundle (a Decathlon CT set in MetaImage files): ``/info`` names the dataset's
+    labels with the values inference writes, an MHA study is listed (the dataset's format is a study suffix), and
+    ``/infer`` on it returns a label map in the study's geometry."""
     requests = pytest.importorskip("requests", reason="the MONAI Label app needs the label extra")
     pytest.importorskip("monailabel", reason="the MONAI Label app needs the label extra")
     from edge_networks.serving.launch import bundle_copy, free_port, local_server
 
-    source = generated["nnunet_ct/egcnn_unet"]
-    small = {k: v for k, v in _small(source).items() if k in ("roi_size", "edge_channels", "backbone_kwargs")}
-    bundle = bundle_copy(source, tmp_path / "bundles", {**small, "cpu_bf16": False, "num_workers": 0})
+    source = generated["msd_ct/boundary_aware"]
+    bundle = bundle_copy(source, tmp_path / "bundles", {**_small(source), "cpu_bf16": False})
     studies = tmp_path / "studies"
     studies.mkdir()
-    shutil.copy(generated["nnunet_ct"] / "imagesTs" / "case_003_0000.nrrd", studies / "CT_003.nrrd")
+    shutil.copy(generated["msd_ct"] / "imagesTs" / "case_003.mha", studies / "CT_003.mha")
     app = tmp_path / "app"
     shutil.copytree(REPO / "apps" / "monailabel", app, ignore=shutil.ignore_patterns("logs", "__pycache__"))
     with local_server(app, studies, [bundle.name], bundles=bundle.parent, log=tmp_path / "server.log",
                       port=free_port()) as url:
         info = requests.get(f"{url}/info/", timeout=30).json()
         assert info["models"][bundle.name]["labels"] == {"kidney": 1, "tumour": 2}
+        listed = requests.get(f"{url}/datastore/", params={"output": "all"}, timeout=30).json()["objects"]
+        assert "CT_003" in listed  # the dataset's own format is a study suffix
         r = requests.post(f"{url}/infer/{bundle.name}", params={"image": "CT_003", "output": "image"},
                           data={"params": "{}"}, timeout=600)
         assert r.status_code == 200, (r.text[-2000:], (tmp_path / "server.log").read_text()[-4000:])
     # MONAI Label answers in the study's own format (its file name in the header)
     name = r.headers["content-disposition"].split("filename=")[-1].strip('"')
-    assert name.endswith(".nrrd"), name
-    (tmp_path / "seg.nrrd").write_bytes(r.content)
+    assert name.endswith(".mha"), name
+    (tmp_path / "seg.mha").write_bytes(r.content)
     reader = ITKReader()
-    seg, seg_meta = reader.get_data(reader.read(str(tmp_path / "seg.nrrd")))
-    data, meta = reader.get_data(reader.read(str(studies / "CT_003.nrrd")))
+    seg, seg_meta = reader.get_data(reader.read(str(tmp_path / "seg.mha")))
+    data, meta = reader.get_data(reader.read(str(studies / "CT_003.mha")))
     assert seg.shape == data.shape
     np.testing.assert_allclose(seg_meta["affine"], meta["affine"], atol=1e-4)
     assert set(np.unique(seg).tolist()) <= {0, 1, 2}
