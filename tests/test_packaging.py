@@ -118,6 +118,7 @@ SCRIPTS = {
     "edge-seg-demo": "edge_networks.demo:main",
     "edge-seg-leaderboard": "edge_networks.leaderboard:main",
     "edge-seg-reproduce": "edge_networks.reproduce:main",
+    "edge-seg-new-bundle": "edge_networks.bundle.new_bundle:main",
 }
 
 
