@@ -191,3 +191,25 @@ def test_plan_rules_on_an_anisotropic_fingerprint():
     assert plan["patch_size"] == [256, 256, 32]
     assert plan["intensity_schemes"][1] == {"scheme": "zscore"}  # any other channel name: per-image z-score
     assert make_plan(fp, desc, max_voxels=96 ** 3)["patch_size"] == [160, 160, 32]
+
+
+def test_a_dicom_series_folder_is_an_nnunet_channel(tmp_path):
+    """A real CT DICOM series (../shared/data/abdomen_ct) stands in for a channel file as the folder
+    ``imagesTr/<case>_0000/``; its NIfTI label passes the geometry check against it."""
+    from tests.helpers import shared_file
+
+    series = shared_file("abdomen_ct", "ct_dicom")
+    seg = nib.load(str(shared_file("abdomen_ct", "example_seg_dicom.nii.gz")))
+    root = tmp_path / "Dataset011_Abdomen"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    (root / "imagesTr" / "abd_0000").symlink_to(series, target_is_directory=True)
+    label = (np.asarray(seg.dataobj) > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(label, seg.affine), str(root / "labelsTr" / "abd.nii.gz"))
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {
+        "background": 0, "organ": 1}, "numTraining": 1, "file_ending": ".nii.gz"}))
+    (item,) = dataset_items(root)
+    assert item == {"case_id": "abd", "image": str(root / "imagesTr" / "abd_0000"),
+                    "label": str(root / "labelsTr" / "abd.nii.gz")}
+    content = prepare_datalist("nnunet", root)  # the integrity check reads the series and compares geometry
+    assert [it["case_id"] for it in content["training"] + content["validation"]] == ["abd"]
