@@ -21,9 +21,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
+
+from .mapping import ArrayTransformd
 
 __all__ = ["SCHEMES", "NormalizeChannels", "NormalizeChannelsd"]
 
@@ -76,7 +78,7 @@ class NormalizeChannels(Transform):
         return convert_to_dst_type(torch.stack(out), img, dtype=torch.float32)[0]
 
 
-class NormalizeChannelsd(MapTransform):
+class NormalizeChannelsd(ArrayTransformd):
     """Dictionary version of :class:`NormalizeChannels`."""
 
     backend = NormalizeChannels.backend
@@ -84,10 +86,4 @@ class NormalizeChannelsd(MapTransform):
     def __init__(self, keys: KeysCollection, schemes: Sequence[Mapping], eps: float = 1e-8,
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.normalizer = NormalizeChannels(schemes, eps)
-
-    def __call__(self, data):
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.normalizer(d[key])
-        return d
+        self.array_transform = NormalizeChannels(schemes, eps)

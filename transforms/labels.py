@@ -25,13 +25,13 @@ the foreground (:class:`EMMembranes`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
+
+from .mapping import ArrayTransformd
 
 __all__ = [
     "BRATS_CONVENTIONS",
@@ -435,19 +435,7 @@ class _Indices(Transform):
         return convert_to_dst_type(t > 0 if self.binary else t, img, dtype=torch.float32)[0]
 
 
-class _Dict(MapTransform):
-    """Applies one array transform to every key."""
-
-    array_transform: Transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.array_transform(d[key])
-        return d
-
-
-class ConvertToBratsRegionsd(_Dict):
+class ConvertToBratsRegionsd(ArrayTransformd):
     """Dictionary version of :class:`ConvertToBratsRegions`."""
 
     backend = ConvertToBratsRegions.backend
@@ -457,7 +445,7 @@ class ConvertToBratsRegionsd(_Dict):
         self.array_transform = ConvertToBratsRegions(convention)
 
 
-class BratsRegionsToLabelsd(_Dict):
+class BratsRegionsToLabelsd(ArrayTransformd):
     """Dictionary version of :class:`BratsRegionsToLabels`."""
 
     backend = BratsRegionsToLabels.backend
@@ -469,7 +457,7 @@ class BratsRegionsToLabelsd(_Dict):
         self.array_transform = BratsRegionsToLabels(convention, threshold)
 
 
-class ConvertToKitsRegionsd(_Dict):
+class ConvertToKitsRegionsd(ArrayTransformd):
     """Dictionary version of :class:`ConvertToKitsRegions`."""
 
     backend = ConvertToKitsRegions.backend
@@ -479,7 +467,7 @@ class ConvertToKitsRegionsd(_Dict):
         self.array_transform = ConvertToKitsRegions()
 
 
-class KitsRegionsToLabelsd(_Dict):
+class KitsRegionsToLabelsd(ArrayTransformd):
     """Dictionary version of :class:`KitsRegionsToLabels`."""
 
     backend = KitsRegionsToLabels.backend
@@ -489,7 +477,7 @@ class KitsRegionsToLabelsd(_Dict):
         self.array_transform = KitsRegionsToLabels(threshold)
 
 
-class ThresholdMaskd(_Dict):
+class ThresholdMaskd(ArrayTransformd):
     """Dictionary version of :class:`ThresholdMask` (e.g. ``keys=["label", "mask"]`` for DRIVE's vessels and FOV)."""
 
     backend = ThresholdMask.backend
@@ -499,7 +487,7 @@ class ThresholdMaskd(_Dict):
         self.array_transform = ThresholdMask(threshold)
 
 
-class ConvertToDiscCupd(_Dict):
+class ConvertToDiscCupd(ArrayTransformd):
     """Dictionary version of :class:`ConvertToDiscCup`."""
 
     backend = ConvertToDiscCup.backend
@@ -509,7 +497,7 @@ class ConvertToDiscCupd(_Dict):
         self.array_transform = ConvertToDiscCup()
 
 
-class BinariseSoftMapd(_Dict):
+class BinariseSoftMapd(ArrayTransformd):
     """Dictionary version of :class:`BinariseSoftMap`."""
 
     backend = BinariseSoftMap.backend
@@ -519,7 +507,7 @@ class BinariseSoftMapd(_Dict):
         self.array_transform = BinariseSoftMap(agreement)
 
 
-class CombineMasksd(_Dict):
+class CombineMasksd(ArrayTransformd):
     """Dictionary version of :class:`CombineMasks`."""
 
     backend = CombineMasks.backend
@@ -529,7 +517,7 @@ class CombineMasksd(_Dict):
         self.array_transform = CombineMasks(threshold)
 
 
-class EMMembranesd(_Dict):
+class EMMembranesd(ArrayTransformd):
     """Dictionary version of :class:`EMMembranes`."""
 
     backend = EMMembranes.backend
@@ -539,7 +527,7 @@ class EMMembranesd(_Dict):
         self.array_transform = EMMembranes()
 
 
-class LayoutMaskd(_Dict):
+class LayoutMaskd(ArrayTransformd):
     """Dictionary version of :class:`LayoutMask`.
 
     >>> LayoutMaskd("label", layout="drive")({"label": torch.tensor([[[0.0, 255.0]]])})["label"]
@@ -554,7 +542,7 @@ class LayoutMaskd(_Dict):
         self.array_transform = LayoutMask(layout, target, agreement)
 
 
-class NestedRegionsd(_Dict):
+class NestedRegionsd(ArrayTransformd):
     """Dictionary version of :class:`NestedRegions`.
 
     >>> NestedRegionsd("pred", num_classes=3)({"pred": torch.tensor([[[2, 0]]])})["pred"]

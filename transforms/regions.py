@@ -15,9 +15,11 @@ from collections.abc import Sequence
 
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends
 from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
+
+from .mapping import ArrayTransformd
 
 __all__ = ["LabelsToRegions", "LabelsToRegionsd", "RegionsToLabels", "RegionsToLabelsd"]
 
@@ -92,7 +94,7 @@ class RegionsToLabels(Transform):
         return convert_to_dst_type(lab[None], img, dtype=torch.uint8)[0]
 
 
-class LabelsToRegionsd(MapTransform):
+class LabelsToRegionsd(ArrayTransformd):
     """Dictionary version of :class:`LabelsToRegions`."""
 
     backend = LabelsToRegions.backend
@@ -100,16 +102,10 @@ class LabelsToRegionsd(MapTransform):
     def __init__(self, keys: KeysCollection, regions: Sequence[Sequence[int] | int],
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.converter = LabelsToRegions(regions)
-
-    def __call__(self, data):
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
-        return d
+        self.array_transform = LabelsToRegions(regions)
 
 
-class RegionsToLabelsd(MapTransform):
+class RegionsToLabelsd(ArrayTransformd):
     """Dictionary version of :class:`RegionsToLabels`."""
 
     backend = RegionsToLabels.backend
@@ -117,10 +113,4 @@ class RegionsToLabelsd(MapTransform):
     def __init__(self, keys: KeysCollection, regions_class_order: Sequence[int], threshold: float = 0.5,
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.converter = RegionsToLabels(regions_class_order, threshold)
-
-    def __call__(self, data):
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
-        return d
+        self.array_transform = RegionsToLabels(regions_class_order, threshold)

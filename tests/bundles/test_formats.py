@@ -15,7 +15,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.data import ITKReader
 
 from edge_networks.data import build_datalist
-from edge_networks.data.synthetic.dataset_json import write_volume
+from edge_networks.data.synthetic.io import write_volume
 from tests.helpers import (
     SMALL,
     bundle_cli,

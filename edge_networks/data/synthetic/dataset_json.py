@@ -13,42 +13,18 @@ Any 3D file ending MONAI writes (``.nii.gz``, ``.nrrd``, ``.mha``, ...); 2D file
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from PIL import Image
 
-__all__ = ["KINDS", "write_volume", "write_nnunet_dataset", "write_msd_dataset"]
+from .io import atomic_folder, write_volume
+
+__all__ = ["KINDS", "write_nnunet_dataset", "write_msd_dataset"]
 
 KINDS = ("brain_mri", "ct", "rgb2d")
 _BRATS_TO_NNUNET = {2: 1, 1: 2, 4: 3}  # oedema, non-enhancing core, enhancing (nnU-Net's Dataset137)
-
-
-def write_volume(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
-    """Write a volume (``(x, y, z)`` or ``(x, y, z, c)`` channels last) with its RAS ``affine``: NIfTI with nibabel,
-    other formats (NRRD, MetaImage) with SimpleITK in ITK's LPS geometry."""
-    path = Path(path)
-    if path.name.endswith((".nii", ".nii.gz")):
-        img = nib.Nifti1Image(data, affine)
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
-        nib.save(img, str(path))
-        return path
-    import SimpleITK as sitk
-
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=np.float64)  # ITK keeps LPS geometry
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    xyz_first = np.ascontiguousarray(np.moveaxis(data, (0, 1, 2), (2, 1, 0)))  # SimpleITK takes (z, y, x[, c])
-    img = sitk.GetImageFromArray(xyz_first, isVector=data.ndim == 4)
-    img.SetSpacing(spacing.tolist())
-    img.SetOrigin(lps[:3, 3].tolist())
-    img.SetDirection((lps[:3, :3] / spacing).flatten().tolist())
-    sitk.WriteImage(img, str(path), useCompression=True)
-    return path
 
 
 def _case(kind: str, shape: Sequence[int], seed: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -87,21 +63,6 @@ def _spec_labels(kind: str, regions: bool) -> tuple[dict, dict]:
 
 def _write_2d(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(str(path))
-
-
-def _atomic_dataset(out: Path, write) -> Path:
-    """Write a dataset folder through ``write(tmp_folder)``, renamed into place when complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 def write_nnunet_dataset(kind: str, out: str | Path, cases: int, shape: Sequence[int], test_cases: int = 0,
@@ -144,7 +105,9 @@ def write_nnunet_dataset(kind: str, out: str | Path, cases: int, shape: Sequence
             spec["regions_class_order"] = [1, 2, 3]
         (root / "dataset.json").write_text(json.dumps(spec, indent=2))
 
-    return _atomic_dataset(out, write)
+    with atomic_folder(out) as tmp:
+        write(tmp)
+    return out
 
 
 def write_msd_dataset(kind: str, out: str | Path, cases: int, shape: Sequence[int], test_cases: int = 0,
@@ -179,4 +142,6 @@ def write_msd_dataset(kind: str, out: str | Path, cases: int, shape: Sequence[in
                 "numTraining": cases, "numTest": test_cases, "training": training, "test": test}
         (root / "dataset.json").write_text(json.dumps(spec, indent=2))
 
-    return _atomic_dataset(out, write)
+    with atomic_folder(out) as tmp:
+        write(tmp)
+    return out

@@ -1,38 +1,65 @@
-"""Writing synthetic cases atomically: a case folder appears complete or not at all."""
+"""Writing synthetic data atomically (a case or dataset folder appears complete or not at all), volumes in any
+format MONAI reads with their geometry."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-__all__ = ["write_case_folder"]
+__all__ = ["atomic_folder", "write_volume", "write_case_folder"]
 
 
-def write_case_folder(out_dir: str | Path, case_id: str, volumes: Mapping[str, np.ndarray], affine: np.ndarray) -> Path:
-    """Write ``volumes`` (file name -> array) as NIfTI files into ``out_dir/case_id``, atomically.
-
-    Files are written into a temporary folder beside the target and renamed into place at the end, so an
-    interrupted run leaves no half-written case. An existing case folder of that name is replaced.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / case_id
-    tmp = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=out_dir))
+@contextlib.contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``final`` to write into, renamed to ``final`` (replacing it) when the block ends
+    without error and removed otherwise: the folder appears complete or not at all."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        for name, arr in volumes.items():
-            img = nib.Nifti1Image(arr, affine)
-            img.set_qform(affine, code=1)
-            img.set_sform(affine, code=1)
-            nib.save(img, str(tmp / name))
+        yield tmp
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+
+
+def write_volume(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    """Write a volume (``(x, y, z)`` or ``(x, y, z, c)`` channels last) with its RAS ``affine``: NIfTI with nibabel,
+    other formats (NRRD, MetaImage) with SimpleITK in ITK's LPS geometry."""
+    path = Path(path)
+    if path.name.endswith((".nii", ".nii.gz")):
+        img = nib.Nifti1Image(data, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        nib.save(img, str(path))
+        return path
+    import SimpleITK as sitk
+
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine, dtype=np.float64)  # ITK keeps LPS geometry
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    xyz_first = np.ascontiguousarray(np.moveaxis(data, (0, 1, 2), (2, 1, 0)))  # SimpleITK takes (z, y, x[, c])
+    img = sitk.GetImageFromArray(xyz_first, isVector=data.ndim == 4)
+    img.SetSpacing(spacing.tolist())
+    img.SetOrigin(lps[:3, 3].tolist())
+    img.SetDirection((lps[:3, :3] / spacing).flatten().tolist())
+    sitk.WriteImage(img, str(path), useCompression=True)
+    return path
+
+
+def write_case_folder(out_dir: str | Path, case_id: str, volumes: Mapping[str, np.ndarray], affine: np.ndarray) -> Path:
+    """Write ``volumes`` (file name -> array) as NIfTI files into ``out_dir/case_id``, atomically
+    (:func:`atomic_folder`): an interrupted run leaves no half-written case; an existing case folder of that name is
+    replaced."""
+    with atomic_folder(Path(out_dir) / case_id) as tmp:
+        for name, arr in volumes.items():
+            write_volume(tmp / name, arr, affine)
+    return Path(out_dir) / case_id

@@ -22,7 +22,8 @@ from PIL import Image
 from edge_networks.bundle.new_bundle import bundle_spec, main, network_table, new_bundle
 from edge_networks.data.dataset_json import read_dataset
 from edge_networks.data.plan import PLAN_FILE
-from edge_networks.data.synthetic.dataset_json import write_msd_dataset, write_nnunet_dataset, write_volume
+from edge_networks.data.synthetic.dataset_json import write_msd_dataset, write_nnunet_dataset
+from edge_networks.data.synthetic.io import write_volume
 from tests.helpers import REPO, SMALL_WINDOWS, bundle_cli_chain, shared_file
 
 SCHEMA = json.loads((REPO / "tests" / "bundles" / "metadata_schema.json").read_text())

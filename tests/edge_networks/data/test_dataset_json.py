@@ -15,7 +15,8 @@ import pytest
 from edge_networks.data import DatasetIntegrityError, prepare_datalist
 from edge_networks.data.dataset_json import DatasetJsonError, dataset_items, read_dataset, resolve_layout
 from edge_networks.data.plan import PLAN_FILE, compute_fingerprint, load_or_plan, make_plan
-from edge_networks.data.synthetic.dataset_json import write_msd_dataset, write_nnunet_dataset, write_volume
+from edge_networks.data.synthetic.dataset_json import write_msd_dataset, write_nnunet_dataset
+from edge_networks.data.synthetic.io import write_volume
 
 
 @pytest.fixture(scope="module")
