@@ -134,10 +134,10 @@ def _metadata(entry: dict, desc: DatasetDescription, plan: dict, out_channels: i
     }
 
 
-def bundle_spec(name: str, network: str, desc: DatasetDescription, plan: dict,
+def bundle_spec(network: str, desc: DatasetDescription, plan: dict,
                 parts_dir: str | Path | None = None) -> dict:
-    """The spec (parts and overrides, as ``bundles/_parts/specs/*.json``) of bundle ``name``: ``network`` on the
-    dataset ``desc`` with its ``plan``.
+    """The spec (parts and overrides, as ``bundles/_parts/specs/*.json``) of a bundle of ``network`` on the dataset
+    ``desc`` with its ``plan``.
 
     Raises:
         ValueError: an unknown network, or one without a version of the dataset's dimensionality.
@@ -289,7 +289,7 @@ def new_bundle(network: str, dataset: str | Path, out: str | Path, parts_dir: st
     parts_dir = Path(parts_dir) if parts_dir else bundles_dir() / "_parts"
     desc = _with_regions(read_dataset(dataset), regions, regions_class_order)
     plan = load_or_plan(desc.root, max_voxels)["plan"]
-    spec = bundle_spec(out.name, network, desc, plan, parts_dir)
+    spec = bundle_spec(network, desc, plan, parts_dir)
     files = build_bundle(out.name, parts_dir, spec=spec, bundle_root=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # the bundle appears whole or not at all

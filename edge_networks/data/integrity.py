@@ -26,7 +26,7 @@ from nibabel.filebasedimages import ImageFileError
 
 from .layouts import LAYOUTS, get_layout
 
-__all__ = ["CaseReport", "DatasetIntegrityError", "check_case", "verify_datalist"]
+__all__ = ["CaseReport", "DatasetIntegrityError", "check_case", "read_volume", "verify_datalist"]
 
 
 class DatasetIntegrityError(ValueError):
@@ -83,7 +83,9 @@ def _canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     return data, affine @ nib.orientations.inv_ornt_aff(to_ras, shape)
 
 
-def _read(path: str, problems: list[str]) -> _Volume | None:
+def read_volume(path: str, problems: list[str]) -> _Volume | None:
+    """A 3D file or DICOM series folder in RAS (``data``, ``affine``, ``shape``, ``path``), or None with the fault
+    appended to ``problems`` (missing, unsupported format, unreadable or truncated)."""
     p = Path(path)
     if p.is_dir():  # a DICOM series
         fmt = "itk"
@@ -159,7 +161,7 @@ def check_case(
         problems.append(f"{len(images)} image file(s) listed, expected {expected}")
     vols: list[tuple[_Volume, tuple[int, ...]]] = []
     for path in images:
-        vol = _read(path, problems)
+        vol = read_volume(path, problems)
         if vol is None:
             continue
         shape = _spatial(vol, lay.image_ndim, len(lay.modalities), problems)
@@ -178,7 +180,7 @@ def check_case(
         if require_label:
             problems.append("datalist item has no 'label'")
     else:
-        vol = _read(label, problems)
+        vol = read_volume(label, problems)
         if vol is not None:
             shape = _spatial(vol, 3, 1, problems)
             if shape is not None:

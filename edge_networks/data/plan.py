@@ -62,12 +62,12 @@ def _read_case(item: dict, desc: DatasetDescription) -> tuple[np.ndarray, np.nda
         label = read_image_2d(item["label"]).array
         label = label[..., 0] if label.ndim == 3 else label
         return channels, label, img.spacing
-    from .integrity import _read
+    from .integrity import read_volume
 
     problems: list[str] = []
     paths = item["image"] if isinstance(item["image"], list) else [item["image"]]
-    vols = [_read(p, problems) for p in paths]
-    label = _read(item["label"], problems)
+    vols = [read_volume(p, problems) for p in paths]
+    label = read_volume(item["label"], problems)
     if problems:
         raise ValueError("; ".join(problems))
     data = [np.asarray(v.data, dtype=np.float64) for v in vols]

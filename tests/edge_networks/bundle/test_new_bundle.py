@@ -210,12 +210,12 @@ def test_region_labels_need_a_sigmoid_network_and_plain_labels_a_softmax_one(gen
     ct = read_dataset(generated["nnunet_ct"])
     plan = {"patch_size": [32, 32, 32], "spacing": [1.0, 1.0, 1.0], "batch_size": 2,
             "intensity_schemes": [{"scheme": "zscore"}] * 4}
-    spec = bundle_spec("b", "egcnn_segresnet", brain, plan, REPO / "bundles" / "_parts")
+    spec = bundle_spec("egcnn_segresnet", brain, plan, REPO / "bundles" / "_parts")
     assert spec["shared"]["sigmoid"] and spec["shared"]["out_channels"] == 3
     assert spec["shared"]["regions"] == [[1, 2, 3], [2, 3], [3]]
     assert spec["shared"]["regions_class_order"] == [1, 2, 3]
     assert spec["train.json"]["label_to_regions"]["_target_"] == "transforms.LabelsToRegionsd"
-    spec = bundle_spec("b", "egcnn_segresnet", ct, {**plan, "intensity_schemes": [{"scheme": "zscore"}]},
+    spec = bundle_spec("egcnn_segresnet", ct, {**plan, "intensity_schemes": [{"scheme": "zscore"}]},
                        REPO / "bundles" / "_parts")
     assert not spec["shared"]["sigmoid"] and spec["shared"]["out_channels"] == 3
     assert spec["inference.json"]["edge_offset"] == 1  # one edge map per class: the background's is skipped
