@@ -1,5 +1,6 @@
 """Can EG-CNN's edge head draw the whole-tumour ring at all? Fit one training crop and watch the interior open.
-(README, "The edge head: a boundary or a blob?"; results: ``benchmarks/results/egcnn_edge_head_overfit.json``.)
+(docs/research_notes.md, "The edge head: a boundary or a blob?"; results:
+``benchmarks/results/egcnn_edge_head_overfit.json``.)
 
 Builds the ``egcnn_brats`` bundle's network and loss (``train.json`` + ``cpu_small.json``, overrides with
 ``--override KEY=JSON``), takes the first training item of a demo results folder through the bundle's training

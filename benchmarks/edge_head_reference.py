@@ -1,5 +1,5 @@
-"""How far is a demo's edge map from a boundary, on the scale of its own tumours? (README, "The edge head: a
-boundary or a blob?"; results: ``benchmarks/results/egcnn_edge_head_reference_demo*.json``.)
+"""How far is a demo's edge map from a boundary, on the scale of its own tumours? (docs/research_notes.md,
+"The edge head: a boundary or a blob?"; results: ``benchmarks/results/egcnn_edge_head_reference_demo*.json``.)
 
 ``core_fp`` (:func:`edge_networks.metrics.edge_map_scores`) is 0 for the training target and 1 for a filled blob,
 but on tumours only 5-8 voxels deep a boundary that is merely blurred also scores high. This script scores a

@@ -1,5 +1,5 @@
-"""Does EG-CNN's edge head open the tumour's interior as training goes on? (README, "The edge head: a boundary or
-a blob?"; results: ``benchmarks/results/egcnn_edge_head_steps.json``.)
+"""Does EG-CNN's edge head open the tumour's interior as training goes on? (docs/research_notes.md,
+"The edge head: a boundary or a blob?"; results: ``benchmarks/results/egcnn_edge_head_steps.json``.)
 
 Trains the ``egcnn_brats`` bundle's own network, loss and training pipeline (``train.json`` + ``cpu_small.json``,
 bundle overrides with ``--override KEY=JSON``) on a demo results folder (``make run`` writes ``data/brats2021`` and

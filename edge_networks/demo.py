@@ -9,8 +9,8 @@
    on the demo's 64^3 crops (1-4 % of their voxels are edges), so its head calls every voxel an edge whose chance
    of being one passes 1-4 %, and on tumours 5-8 voxels deep that is the whole tumour -- a filled
    blob after 40 epochs. With the plain BCE the head opens the tumour's core as training goes on: 80 % of the core
-   still called edge after 40 epochs, 38 % after the default 80, within about one voxel of its target (README,
-   "The edge head: a boundary or a blob?");
+   still called edge after 40 epochs, 38 % after the default 80, within about one voxel of its target
+   (docs/research_notes.md, "The edge head: a boundary or a blob?");
 3. evaluates the best checkpoint on the held-out cases (``evaluate.json``: Dice and HD95 per region);
 4. segments the held-out volumes (``inference.json``, with edge maps);
 5. writes PNG overlays (image, ground truth, prediction, predicted edges, the edges' training target) and a metrics

@@ -29,10 +29,11 @@ Usage::
 
     python -m edge_networks.bundle.generate             # regenerate every bundle of the specs
     python -m edge_networks.bundle.generate --check     # exit 1, listing each difference, if any file drifted
+                                                        # (the README's bundle table included)
     edge-seg-generate egcnn_brats --out /tmp/bundles    # one bundle into another folder
     edge-seg-generate --explain cenet_brats3d learning_rate   # which layer set a key, what the lower ones had
 
-A spec of a new bundle for a new paper on an existing task is a few tens of lines: see the README.
+A spec of a new bundle for a new paper on an existing task is a few tens of lines: see docs/development.md.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
 from .datalists import BUNDLES_ENV, REPO_BUNDLES, bundles_dir
+from .readme import START, table_drift, write_table
 
 __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "build_bundle", "write_bundle",
            "check_bundles", "explain"]
@@ -304,8 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"set by {history[-1][0]}")
             return 0
         names = args.names or bundle_names(args.parts)
+        readme = Path(args.out).parent / "README.md"
+        has_table = readme.is_file() and START in readme.read_text()
         if args.check:
             problems = check_bundles(names, args.out, args.parts)
+            if has_table:
+                problems += table_drift(readme, args.out)
             for p in problems:
                 print(p)
             if problems:
@@ -318,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for name, files in built.items():
         print(write_bundle(name, args.out, args.parts, files))
+    if has_table and write_table(readme, args.out):
+        print(f"{readme}: bundle table updated")
     return 0
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ The archive holds one top-level folder named after the bundle (what ``monai.bund
     <name>/docs/README.md, <name>/LICENSE
 
 A receiver with only MONAI installed segments a volume from the TorchScript file with
-``configs/inference_ts.json`` (see the README). Usage::
+``configs/inference_ts.json`` (docs/export.md). Usage::
 
     python -m edge_networks.serving.sharing bundles/egcnn_brats --out dist \
         --config_file "['bundles/egcnn_brats/configs/inference.json']"

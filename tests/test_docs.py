@@ -1,0 +1,86 @@
+"""The documentation: every relative link and ``#anchor`` in ``README.md``, ``docs/`` and the bundles' docs resolves
+inside the repository, no document links outside it, the README stays short, and its bundle table is what the
+bundles' metadata gives (``edge-seg-generate`` writes it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edge_networks.bundle.readme import END, START, bundle_table, table_drift
+from tests.helpers import REPO
+
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "bundles").glob("*/docs/README.md")])
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but ``-`` and ``_`` dropped, spaces as ``-``."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out = set()
+    for line in FENCE.sub("", path.read_text()).splitlines():
+        if line.startswith("#"):
+            base = slug(line.lstrip("#"))
+            n = seen.get(base, 0)
+            out.add(base if n == 0 else f"{base}-{n}")
+            seen[base] = n + 1
+    return out
+
+
+def links(path: Path) -> list[str]:
+    return LINK.findall(FENCE.sub("", path.read_text()))
+
+
+def test_the_slug_follows_github():
+    assert slug("The main job (`make run`), 80 epochs") == "the-main-job-make-run-80-epochs"
+    assert slug("2D datasets (`edge_networks.data`, `transforms`)") == "2d-datasets-edge_networksdata-transforms"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO)) for d in DOCS])
+def test_every_link_resolves_inside_the_repository(doc):
+    bad = []
+    for target in links(doc):
+        if re.match(r"^[a-z]+:", target):  # https:, mailto: -- outside links are allowed only as web addresses
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (doc.parent / file).resolve() if file else doc
+        if REPO.resolve() not in dest.parents and dest != REPO.resolve():
+            bad.append(f"{target}: outside the repository")
+        elif not dest.exists():
+            bad.append(f"{target}: no such file")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            bad.append(f"{target}: no heading #{anchor} in {dest.name}")
+    assert not bad, bad
+
+
+def test_the_readme_is_short_and_its_bundle_table_is_generated():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    table = text.split(START, 1)[1].split(END, 1)[0].strip()
+    assert table == bundle_table(REPO / "bundles")
+    assert len(table.splitlines()) == 2 + len([p for p in (REPO / "bundles").iterdir()
+                                               if (p / "configs" / "metadata.json").exists()])
+    assert table_drift(REPO / "README.md", REPO / "bundles") == []
+
+
+def test_a_changed_bundle_shows_as_drift(tmp_path):
+    import shutil
+
+    bundles = tmp_path / "bundles"
+    shutil.copytree(REPO / "bundles" / "egcnn_kits", bundles / "egcnn_kits")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{START}\n{bundle_table(bundles)}\n{END}\nrest\n")
+    assert table_drift(readme, bundles) == []
+    meta = bundles / "egcnn_kits" / "configs" / "metadata.json"
+    meta.write_text(meta.read_text().replace('"task": "Kidney', '"task": "Renal'))
+    assert table_drift(readme, bundles) == ["README.md: the bundle table differs from the bundles' metadata "
+                                            "(run edge-seg-generate)"]
