@@ -56,10 +56,9 @@ class EdgeLoss(_Loss):
     ``balanced=False`` uses the plain (unweighted) BCE instead. The class-balanced BCE weighs an edge voxel 25-100
     times a non-edge voxel on 64^3 crops of small tumours, so at its optimum a voxel is called an edge
     (``p > 0.5``) once its chance of being one passes 1-4 %: where the features cannot yet tell a thin band from
-    the region inside it, the head fills the region (HED's thick edges). On the demo's data EG-CNN's head filled
-    the tumours with it through 640 steps, while with the plain BCE the whole tumour's core opened between 160 and
-    640 steps (docs/research_notes.md, "The edge head: a boundary or a blob?"), so the demo trains with
-    ``balanced=False``; the paper's balanced BCE stays the default.
+    the region inside it, the head fills the region (HED's thick edges). The demo trains with ``balanced=False``
+    for that reason (what it did there: docs/research_notes.md, "The edge head: a boundary or a blob?"); the
+    paper's balanced BCE stays the default.
 
     The Dice term is smoothed by 1 in numerator and denominator (``1 - (2|P∩Y| + 1) / (|P| + |Y| + 1)``): on a crop
     without edges it is ``|P| / (|P| + 1)``, which falls as false edges are removed (with MONAI's default 1e-5 it

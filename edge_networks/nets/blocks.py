@@ -57,9 +57,9 @@ def interpolate_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(Bi/tri)linear resize of ``x`` to the spatial size of ``like`` (no-op when equal).
 
     On the CPU a 3D input is made channels-last first: PyTorch's channels-last trilinear kernel is vectorised over
-    channels, about 2.8x faster than the default layout in float32 and 4x in bfloat16 on a 16-channel 96x96x40 to
-    192x192x80 resize (2-core CPU, 2026-11-27), with the same values up to float rounding (7e-7). The output keeps
-    the channels-last layout; values and shape are unchanged.
+    channels, so it is faster than the default layout, with the same values up to float rounding
+    (``benchmarks/interpolate_layout.py`` measures it). The output keeps the channels-last layout; values and shape
+    are unchanged.
     """
     if x.shape[2:] == like.shape[2:]:
         return x

@@ -21,12 +21,10 @@ backbone's output.
 
 ``refine_edges``: the paper gives every edge-gated layer "except for the last one" a residual block after it, so
 the input-size edge map is the half-size edge features, upsampled, scaled by ``1 + alpha`` (one gate channel,
-the only input-size information) and mixed by 1x1 convolutions. A scaling by a factor in [1, 2] of a smooth map
-opens a hole inside a small region only slowly: trained on the demo's tumours, the whole-tumour edge channel
-stayed above 0.999 through the tumour's interior, where its target is 0. With ``refine_edges`` a residual block
-(3x3x3 convolutions) at input size follows the last gate, as Gated-SCNN's shape stream has at full resolution;
-``False`` is the paper's stream. Measured on the demo's data (12 epochs, README): the block did not reduce the
-filled interior (the edge map covered 98 % of the tumours with it, 96 % without), so it is off by default.
+the only input-size information) and mixed by 1x1 convolutions. With ``refine_edges`` a residual block (3x3x3
+convolutions) at input size follows the last gate, as Gated-SCNN's shape stream has at full resolution; ``False``
+(the default) is the paper's stream. Why the option exists and what it did on the demo's data: the research notes
+(docs/research_notes.md, "The edge head: a boundary or a blob?").
 
 Outputs: in training mode ``cat([seg_logits, edge_logits], dim=1)`` (``out_channels + edge_out_channels``
 channels, split by the loss); in evaluation mode the segmentation logits only, unless ``edges_in_eval`` (then
