@@ -10,7 +10,7 @@ DEPS_HASH := $(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 RESULTS ?= results/demo
 
-.PHONY: env run test test-all lint bundles bench clean
+.PHONY: env run test test-all lint bundles report bench clean
 
 # pip writes the interpreter it runs under into each console script's #! line (torchrun, edge-seg-*). Run it
 # through the environment's resolved path: .venv may be a link to a cached environment (.ci/run) that outlives
@@ -52,6 +52,10 @@ test-all: lint
 
 bundles: env
 	$(BIN)/python -m edge_networks.bundle.generate
+
+# docs/results.md from benchmarks/results/ (tests/test_docs.py fails when it is stale)
+report: env
+	$(BIN)/python -m edge_networks.report
 
 bench: env
 	$(BIN)/python benchmarks/edge_transform.py

@@ -84,3 +84,24 @@ def test_a_changed_bundle_shows_as_drift(tmp_path):
     meta.write_text(meta.read_text().replace('"task": "Kidney', '"task": "Renal'))
     assert table_drift(readme, bundles) == ["README.md: the bundle table differs from the bundles' metadata "
                                             "(run edge-seg-generate)"]
+
+
+def test_the_results_page_is_what_the_results_files_give(tmp_path):
+    from edge_networks.report import main, render
+
+    page = REPO / "docs" / "results.md"
+    assert page.read_text() == render(REPO / "benchmarks" / "results"), "run edge-seg-report (make report)"
+    # a new results file changes the page: --check says so
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bench.json").write_text('{"command": "python b.py", "date": "2026-12-06", "machine": "2 cores", '
+                                        '"rows": [{"name": "a", "s": 1.5}, {"name": "b", "s": 2.25}]}')
+    out = tmp_path / "results.md"
+    assert main(["--results", str(results), "--page", str(out)]) == 0
+    text = out.read_text()
+    assert "- **command**: python b.py" in text and "- **date**: 2026-12-06" in text
+    assert "| a | a | 1.5 |" in text and "| b | b | 2.25 |" in text
+    assert main(["--check", "--results", str(results), "--page", str(out)]) == 0
+    (results / "more.json").write_text('{"x": 1}')
+    assert main(["--check", "--results", str(results), "--page", str(out)]) == 1
+    assert "not recorded in the file: command, date, machine" in render(results)

@@ -119,6 +119,7 @@ SCRIPTS = {
     "edge-seg-leaderboard": "edge_networks.leaderboard:main",
     "edge-seg-reproduce": "edge_networks.reproduce:main",
     "edge-seg-new-bundle": "edge_networks.bundle.new_bundle:main",
+    "edge-seg-report": "edge_networks.report:main",
 }
 
 
