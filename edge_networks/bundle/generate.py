@@ -10,7 +10,8 @@ by hand: they are generated from
                        ``metadata.json``, ``logging.conf``;
     ``networks/<n>/``  one network: its definition and hyper-parameters, its loss, how its edge output is saved;
     ``tasks/<t>/``     one dataset or task: layout, transforms, metrics, postprocessing, the metadata's data format;
-    ``specs/<b>.json`` one bundle: the parts it is made of and its own overrides.
+    ``specs/<b>.json`` one bundle: the parts it is made of and its own overrides; ``specs/<b>.md`` its docs'
+                       paper-specific text (:mod:`.docs` adds the parts' shared ``docs/<section>.md``).
 
 A part folder may hold any of the bundle's file names (merged into that file) and ``shared.json`` (merged into
 both ``train.json`` and ``inference.json``: the network definition, the dataset keys). For each file of a bundle
@@ -53,6 +54,7 @@ from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
 from .datalists import BUNDLES_ENV, REPO_BUNDLES, bundles_dir
+from .docs import docs_drift, write_readme
 from .readme import START, table_drift, write_table
 
 __all__ = ["PARTS_DIR", "FULL_CONFIGS", "OVERRIDE_CONFIGS", "bundle_names", "build_bundle", "write_bundle",
@@ -211,7 +213,7 @@ def write_bundle(name: str, out_dir: str | Path = REPO_BUNDLES, parts_dir: str |
                  files: dict[str, Any] | None = None) -> Path:
     """Generate bundle ``name`` into ``out_dir/<name>/configs`` (``files``: from :func:`build_bundle`, built here
     when not given). Each file is written whole (temporary file, then renamed). A new bundle folder also gets
-    ``docs/``, ``models/`` and the common ``LICENSE``; its ``docs/README.md`` is written by hand. Returns the
+    ``docs/``, ``models/`` and the common ``LICENSE``; its ``docs/README.md`` comes from :mod:`.docs`. Returns the
     configs folder."""
     files = build_bundle(name, parts_dir) if files is None else files
     root = Path(out_dir) / name
@@ -273,6 +275,7 @@ def check_bundles(names: Sequence[str] | None = None, bundles_dir: str | Path = 
             else:
                 problems += [f"{name}/configs/{filename}: {d}" for d in
                              _differences(content, json.loads(path.read_text()))]
+        problems += docs_drift(name, bundles_dir, parts_dir)
     return problems
 
 
@@ -324,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for name, files in built.items():
         print(write_bundle(name, args.out, args.parts, files))
+        if write_readme(name, args.out, args.parts):
+            print(f"{Path(args.out) / name / 'docs' / 'README.md'}: written from specs/{name}.md and the parts' docs")
     if has_table and write_table(readme, args.out):
         print(f"{readme}: bundle table updated")
     return 0

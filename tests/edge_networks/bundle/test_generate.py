@@ -40,8 +40,15 @@ def test_check_command_names_each_drifted_file(tmp_path, capsys):
     common = json.loads((parts / "common" / "evaluate.json").read_text())
     common["validate#dataset#cache_rate"] = 1.0
     (parts / "common" / "evaluate.json").write_text(json.dumps(common))
+    readme = bundles / "cenet_em" / "docs" / "README.md"  # the docs: a hand edit, and the shared commands text
+    readme.write_text(readme.read_text().replace("## Assumptions", "## Assumptions\nedited by hand"))
+    commands = parts / "common" / "docs" / "commands.md"
+    commands.write_text(commands.read_text().replace("the small CPU profile", "the small CPU profile (2 cores)"))
     assert main(["--check", "--parts", str(parts), "--out", str(bundles)]) == 1  # the command, in-process
     lines = capsys.readouterr().out.splitlines()
+    docs = {ln.split("/")[0] for ln in lines if ln.endswith("differs from specs/" + ln.split("/")[0] +
+                                                          ".md and the parts' docs (run edge-seg-generate)")}
+    assert docs == set(bundle_names())
     assert "egcnn_kits/configs/train.json: learning_rate: generated 0.0001 != committed 0.5" in lines
     assert {ln.split("/")[0] for ln in lines if "evaluate.json: validate#dataset#cache_rate" in ln} == \
         set(bundle_names())
@@ -49,6 +56,7 @@ def test_check_command_names_each_drifted_file(tmp_path, capsys):
     assert main(["--parts", str(parts), "--out", str(bundles)]) == 0
     assert check_bundles(bundles_dir=bundles, parts_dir=parts) == []
     assert json.loads(train.read_text())["learning_rate"] == 0.0001
+    assert "edited by hand" not in readme.read_text() and "the small CPU profile (2 cores)" in readme.read_text()
 
 
 def test_layers_merge_in_order_with_monai_semantics():

@@ -1,0 +1,108 @@
+"""Each bundle's ``docs/README.md``, written from its hand-written paper-specific text and the text every bundle
+shares, kept once in the parts.
+
+``bundles/_parts/specs/<name>.md`` holds what only that bundle says -- the paper, its numbers, the data, the
+assumptions and deviations -- under the model zoo's headings (:data:`HEADINGS`). A part folder (``common`` and
+every part of the bundle's spec) may hold ``docs/<section>.md`` (``commands.md``, ``overview.md``, ...): that text
+is added to the section of that name in every bundle made of the part, with ``{name}``, ``{dataset_dir}``,
+``{datalist}``, ``{eval_note}`` and ``{edges_note}`` filled from the bundle's configs. The shared text comes
+first in ``Commands`` (the commands, then the bundle's own notes) and after the bundle's text elsewhere.
+
+``edge-seg-generate`` writes the README of every bundle that has a ``specs/<name>.md``; ``--check`` (and the
+generator's test) fails when a committed README differs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+__all__ = ["HEADINGS", "bundle_readme", "docs_drift", "write_readme"]
+
+HEADINGS = ("Overview", "Data", "Training configuration", "Input", "Output", "Performance", "Commands",
+            "Assumptions", "References", "Licence")
+_SHARED_FIRST = ("Commands",)
+
+
+def _sections(text: str, path: Path) -> tuple[str, dict[str, str]]:
+    """``(title block, {heading: body})`` of a Markdown file split at its ``## `` headings."""
+    title, *rest = re.split(r"^## ", text, flags=re.M)
+    out = {}
+    for block in rest:
+        heading, _, body = block.partition("\n")
+        heading = heading.strip()
+        if heading not in HEADINGS:
+            raise ValueError(f"{path}: unknown section {heading!r}; the sections are {list(HEADINGS)}")
+        out[heading] = body.strip()
+    return title.strip(), out
+
+
+def _values(bundle: Path) -> dict[str, str]:
+    """The template fields of a bundle, from its configs."""
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    from ..data.layouts import get_layout
+
+    layout = get_layout(train["layout"]) if isinstance(train["layout"], dict | str) else None
+    if layout is not None and layout.spatial_dims == 2:
+        datalist = "[{'image': 'image.png'}]"
+    elif layout is not None and len(layout.modalities) == 4:
+        datalist = "[{'image': ['flair.nii.gz','t1.nii.gz','t1ce.nii.gz','t2.nii.gz']}]"
+    else:
+        datalist = "[{'image': 'scan.nii.gz'}]"
+    tta = bool(layout is not None and layout.spatial_dims == 2 and train.get("tta") is True)
+    return {
+        "name": bundle.name,
+        "dataset_dir": str(train.get("dataset_dir")),
+        "datalist": datalist,
+        "eval_note": ", with 8-fold flip test-time augmentation" if tta else "",
+        "edges_note": "; --save_edges true also writes the edge map" if inference.get("split_edges") else "",
+    }
+
+
+def bundle_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> str | None:
+    """The README of bundle ``name`` (None when it has no ``specs/<name>.md``).
+
+    Raises:
+        ValueError: the spec's Markdown has a section outside :data:`HEADINGS`.
+    """
+    parts_dir = Path(parts_dir)
+    spec_md = parts_dir / "specs" / f"{name}.md"
+    if not spec_md.is_file():
+        return None
+    spec = json.loads((parts_dir / "specs" / f"{name}.json").read_text())
+    title, own = _sections(spec_md.read_text(), spec_md)
+    values = _values(Path(bundles) / name)
+    folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
+    lines = [title, ""]
+    for heading in HEADINGS:
+        shared = [(f / "docs" / f"{re.sub(r'[^a-z0-9]+', '_', heading.lower())}.md") for f in folders]
+        shared_text = [p.read_text().strip().format(**values) for p in shared if p.is_file()]
+        parts = [*shared_text, own.get(heading, "")] if heading in _SHARED_FIRST else \
+            [own.get(heading, ""), *shared_text]
+        lines += [f"## {heading}", "\n\n".join(p for p in parts if p), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> bool:
+    """Write bundle ``name``'s ``docs/README.md`` from the parts; returns whether it changed (False without a
+    ``specs/<name>.md``)."""
+    text = bundle_readme(name, bundles, parts_dir)
+    if text is None:
+        return False
+    path = Path(bundles) / name / "docs" / "README.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    changed = not path.is_file() or path.read_text() != text
+    if changed:
+        path.write_text(text)
+    return changed
+
+
+def docs_drift(name: str, bundles: str | Path, parts_dir: str | Path) -> list[str]:
+    """``["<name>/docs/README.md: ..."]`` when the committed README differs from what the parts give."""
+    text = bundle_readme(name, bundles, parts_dir)
+    path = Path(bundles) / name / "docs" / "README.md"
+    if text is not None and (not path.is_file() or path.read_text() != text):
+        return [f"{name}/docs/README.md: differs from specs/{name}.md and the parts' docs (run edge-seg-generate)"]
+    return []
