@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -39,9 +40,12 @@ from edge_networks.data.synthetic import write_brats_dataset
 from edge_networks.metrics import edge_target, region_masks, score_edge_head
 from edge_networks.visualize import overlay, save_montage, to_uint8
 
+_EPOCH_DONE = re.compile(r"SupervisedTrainer - INFO - Epoch\[(\d+)\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
 
-def _bundle(args: Sequence[str], log: Path) -> float:
-    """Run ``python -m monai.bundle ...``, teeing its output to ``log``; returns seconds taken."""
+
+def _bundle(args: Sequence[str], log: Path, epochs: int | None = None) -> float:
+    """Run ``python -m monai.bundle ...``, teeing its output to ``log``; returns seconds taken. With ``epochs`` (a
+    training run), each finished epoch prints the time so far and an estimate of the time left."""
     t0 = time.perf_counter()
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "monai.bundle", *args], stdout=subprocess.PIPE,
@@ -49,11 +53,25 @@ def _bundle(args: Sequence[str], log: Path) -> float:
         assert proc.stdout is not None
         for line in proc.stdout:
             f.write(line)
-            if "Metrics --" in line or "Trainer - INFO - Epoch[" in line or "writing:" in line or "Error" in line:
+            done = _EPOCH_DONE.search(line) if epochs else None
+            if done:
+                epoch, elapsed = int(done.group(1)), time.perf_counter() - t0
+                left = elapsed / epoch * (epochs - epoch)
+                print(f"training: epoch {epoch}/{epochs} done, {elapsed / 60:.1f} min so far, about "
+                      f"{left / 60:.1f} min left", flush=True)
+            elif "Metrics --" in line or "writing:" in line or "Error" in line:
                 print(line.rstrip(), flush=True)
     if proc.wait() != 0:
         raise SystemExit(f"monai.bundle {args[0]} failed; see {log}")
     return time.perf_counter() - t0
+
+
+# the default run: small enough to finish in minutes on 2 cores (research notes: "The main job"); --long: the
+# earlier 80-epoch run
+QUICK = {"cases": 16, "shape": [64, 64, 48], "epochs": 30, "val_interval": 30, "roi_size": [64, 64, 48],
+         "learning_rate": 0.002}
+LONG = {"cases": 20, "shape": [96, 96, 64], "epochs": 80, "val_interval": 10, "roi_size": [64, 64, 64],
+        "learning_rate": 0.001}
 
 
 def _ras(path: str | Path) -> np.ndarray:
@@ -90,10 +108,19 @@ def _metrics(eval_dir: Path) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_networks.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="results/demo", help="results folder")
-    parser.add_argument("--cases", type=int, default=20)
-    parser.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64])
-    parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--val-interval", type=int, default=10)
+    parser.add_argument("--cases", type=int, default=None, help=f"synthetic cases (default {QUICK['cases']})")
+    parser.add_argument("--shape", type=int, nargs=3, default=None,
+                        help=f"voxels per case, x y z (default {' '.join(map(str, QUICK['shape']))})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {QUICK['epochs']})")
+    parser.add_argument("--val-interval", type=int, default=None,
+                        help=f"validate every N epochs (default {QUICK['val_interval']})")
+    parser.add_argument("--roi-size", type=int, nargs=3, default=None,
+                        help=f"training crop and inference window (default {' '.join(map(str, QUICK['roi_size']))})")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help=f"Adam's learning rate (default {QUICK['learning_rate']})")
+    parser.add_argument("--long", action="store_true",
+                        help="the longer run: " + ", ".join(f"{k} {v}" for k, v in LONG.items()) +
+                             " (about an hour on 2 cores; results in the research notes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundles", default=None,
                         help="the bundles folder (default: $EDGE_SEG_BUNDLES, else the source checkout's bundles/)")
@@ -102,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the demo's default is the plain BCE, with which the whole-tumour edge channel opens the "
                              "tumour's core on the demo's data")
     args = parser.parse_args(argv)
+    preset = LONG if args.long else QUICK
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     try:
         bundle = bundles_dir(args.bundles) / "egcnn_brats"
     except FileNotFoundError as e:
@@ -121,11 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = bundle / "configs"
     common = ["--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval"),
               "--data_list_file_path", str(out / "datalist.json"), "--seed", str(args.seed)]
+    common += ["--roi_size", json.dumps(list(args.roi_size))]
     train_cfg = f"['{configs / 'train.json'}','{configs / 'cpu_small.json'}']"
+    print(f"training egcnn_brats: {args.epochs} epochs of {len(datalist['training'])} crops of "
+          f"{'x'.join(map(str, args.roi_size))} (log: {out / 'train.log'})", flush=True)
     timings["train_s"] = _bundle(["run", "training", "--config_file", train_cfg, "--epochs", str(args.epochs),
-                                  "--val_interval", str(args.val_interval),
+                                  "--val_interval", str(args.val_interval), "--learning_rate", str(args.learning_rate),
+                                  "--channels_last", "true",
                                   "--edge_bce_balanced", "true" if args.paper_edge_loss else "false", *common],
-                                 out / "train.log")
+                                 out / "train.log", epochs=args.epochs)
     eval_cfg = f"['{configs / 'train.json'}','{configs / 'cpu_small.json'}','{configs / 'evaluate.json'}']"
     timings["evaluate_s"] = _bundle(["run", "--config_file", eval_cfg, *common], out / "evaluate.log")
     held_out = datalist["validation"]
@@ -133,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings["inference_s"] = _bundle(
         ["run", "--config_file", infer_cfg, "--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"),
          "--output_dir", str(out / "predictions"), "--save_edges", "true",
+         "--roi_size", json.dumps(list(args.roi_size)),
          "--datalist", json.dumps([{"image": it["image"]} for it in held_out])],
         out / "inference.log",
     )
@@ -156,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"share of the tumour covered {edge_head['fill']:.2f} (by its training target "
                   f"{edge_head['target_fill']:.2f}), share of the tumour's core (off the target) called edge "
                   f"{edge_head['core_fp']:.2f}")
-    summary = {"cases": args.cases, "shape": args.shape, "epochs": args.epochs,
+    summary = {"cases": args.cases, "shape": args.shape, "epochs": args.epochs, "roi_size": args.roi_size,
+               "learning_rate": args.learning_rate,
                "edge_bce": "class-balanced (paper)" if args.paper_edge_loss else "plain",
                "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics, "edge_head": edge_head,
                "timings_s": {k: round(v, 1) for k, v in timings.items()}}

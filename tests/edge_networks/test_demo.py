@@ -9,7 +9,7 @@ from edge_networks import demo
 def test_demo_trains_with_the_plain_edge_bce_unless_asked_for_the_papers(tmp_path, monkeypatch, extra, balanced):
     calls = []
 
-    def stop_after_training(args, log):
+    def stop_after_training(args, log, epochs=None):
         calls.append(list(args))
         raise SystemExit(0)
 
@@ -52,3 +52,45 @@ def test_overlays_show_the_edge_map_beside_its_training_target(tmp_path, monkeyp
     np.testing.assert_array_equal(tiles[5][..., 0] == 255, shown)
     centre = np.ascontiguousarray(np.rot90(r[:, :, 6] == 0)[:, ::-1])  # inside the core, off the target
     assert not shown[centre].any() and (tiles[4][..., 0][centre] > 0).all()  # the blob fills it, the target not
+
+
+def test_training_prints_progress_with_the_time_left(tmp_path, monkeypatch, capsys):
+    """Each finished epoch of the training process prints the time so far and an estimate of the time left."""
+    lines = [f"2026 - ignite.engine.engine.SupervisedTrainer - INFO - Epoch[{k}] Complete. Time taken: 00:00:02.000\n"
+             for k in (1, 2)] + ["2026 - INFO - Epoch[2] Metrics -- val_mean_dice: 0.5\n"]
+
+    class FakeProcess:
+        def __init__(self, *a, **k):
+            self.stdout = iter(lines)
+
+        def wait(self):
+            return 0
+
+    clock = iter([0.0, 60.0, 120.0, 121.0])
+    monkeypatch.setattr(demo.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(demo.time, "perf_counter", lambda: next(clock))
+    demo._bundle(["run", "training"], tmp_path / "train.log", epochs=4)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "training: epoch 1/4 done, 1.0 min so far, about 3.0 min left"
+    assert out[1] == "training: epoch 2/4 done, 2.0 min so far, about 2.0 min left"
+    assert "val_mean_dice: 0.5" in out[2]
+    assert (tmp_path / "train.log").read_text() == "".join(lines)
+
+
+@pytest.mark.parametrize("extra,epochs,shape", [([], demo.QUICK["epochs"], demo.QUICK["shape"]),
+                                                 (["--long"], 80, [96, 96, 64]),
+                                                 (["--long", "--epochs", "5"], 5, [96, 96, 64])])
+def test_the_quick_run_is_the_default_and_long_the_earlier_one(tmp_path, monkeypatch, extra, epochs, shape):
+    seen = {}
+    monkeypatch.setattr(demo, "write_brats_dataset", lambda out, cases, shp, **k: seen.update(cases=cases, shape=shp))
+    monkeypatch.setattr(demo, "prepare_datalist", lambda *a, **k: {"training": [], "validation": []})
+
+    def stop(args, log, epochs=None):
+        seen.update(epochs=epochs, roi=args[args.index("--roi_size") + 1])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(demo, "_bundle", stop)
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path), *extra])
+    assert seen["epochs"] == epochs and list(seen["shape"]) == shape
+    assert seen["roi"] == str((demo.LONG if extra else demo.QUICK)["roi_size"])
