@@ -1,22 +1,21 @@
-"""The README's main job: EG-CNN on a synthetic BraTS dataset, end to end, on the CPU.
+"""The main job (``make run``): EG-CNN on a synthetic BraTS dataset, end to end, on the CPU, in minutes.
 
-    python -m edge_networks.demo [--out results/demo] [--cases 20] [--shape 96 96 64] [--epochs 80]
+    python -m edge_networks.demo [--out results/demo] [--cases 20] [--shape 96 96 64] [--epochs 25] [--long]
 
 1. writes a synthetic BraTS-2021-layout dataset and a checked datalist (80/20 split);
 2. trains the ``egcnn_brats`` bundle with its small CPU profile (``configs/cpu_small.json``) through
-   ``python -m monai.bundle run training``, with the plain BCE in the edge loss (``--edge_bce_balanced false``)
+   ``python -m monai.bundle run training``, on 64x64x48 crops in channels-last layout, Adam 2e-3, printing each
+   epoch with an estimate of the time left; with the plain BCE in the edge loss (``--edge_bce_balanced false``)
    unless ``--paper-edge-loss``: the paper's class-balanced BCE weighs an edge voxel 25-100 times a non-edge voxel
-   on the demo's 64^3 crops (1-4 % of their voxels are edges), so its head calls every voxel an edge whose chance
-   of being one passes 1-4 %, and on tumours 5-8 voxels deep that is the whole tumour -- a filled
-   blob after 40 epochs. With the plain BCE the head opens the tumour's core as training goes on: 80 % of the core
-   still called edge after 40 epochs, 38 % after the default 80, within about one voxel of its target
-   (docs/research_notes.md, "The edge head: a boundary or a blob?");
+   on these crops, so its head calls every voxel an edge whose chance of being one passes 1-4 % (research notes,
+   "The edge head: a boundary or a blob?");
 3. evaluates the best checkpoint on the held-out cases (``evaluate.json``: Dice and HD95 per region);
 4. segments the held-out volumes (``inference.json``, with edge maps);
-5. writes PNG overlays (image, ground truth, prediction, predicted edges, the edges' training target) and a metrics
-   table.
+5. writes PNG overlays (image, ground truth, prediction, predicted edges, the edges' training target), a metrics
+   table (also printed) and ``summary.json`` (settings, metrics, timings, the date, the machine and the command).
 
-Everything lands in ``--out``; the path is printed at the end.
+``--long`` is the earlier default: 80 epochs on 64^3 crops at Adam 1e-3 (about an hour on 2 cores). Everything
+lands in ``--out``; the path is printed at the end.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ def _bundle(args: Sequence[str], log: Path, epochs: int | None = None) -> float:
 
 # the default run: small enough to finish in minutes on 2 cores (research notes: "The main job"); --long: the
 # earlier 80-epoch run
-QUICK = {"cases": 16, "shape": [64, 64, 48], "epochs": 30, "val_interval": 30, "roi_size": [64, 64, 48],
+QUICK = {"cases": 20, "shape": [96, 96, 64], "epochs": 25, "val_interval": 5, "roi_size": [64, 64, 48],
          "learning_rate": 0.002}
 LONG = {"cases": 20, "shape": [96, 96, 64], "epochs": 80, "val_interval": 10, "roi_size": [64, 64, 64],
         "learning_rate": 0.001}
@@ -100,6 +99,24 @@ def _overlays(items: list[dict], pred_dir: Path, png: Path) -> None:
     save_montage(rows, png, scale=3)
 
 
+def _machine() -> dict:
+    """The CPU, its cores, torch's threads and whether it runs bfloat16 natively: where the timings come from."""
+    import os
+    import platform
+
+    import torch
+
+    from edge_networks.bundle import cpu_supports_bf16
+
+    model = ""
+    if Path("/proc/cpuinfo").is_file():
+        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_supports_bf16": bool(cpu_supports_bf16()), "gpu": torch.cuda.get_device_name(0)
+            if torch.cuda.is_available() else None}
+
+
 def _metrics(eval_dir: Path) -> dict[str, float]:
     with open(eval_dir / "metrics.csv") as f:
         return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
@@ -122,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the longer run: " + ", ".join(f"{k} {v}" for k, v in LONG.items()) +
                              " (about an hour on 2 cores; results in the research notes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--float32", action="store_true",
+                        help="float32 even on a CPU with native bfloat16 (where the bundles use bf16 autocast)")
     parser.add_argument("--bundles", default=None,
                         help="the bundles folder (default: $EDGE_SEG_BUNDLES, else the source checkout's bundles/)")
     parser.add_argument("--paper-edge-loss", action="store_true",
@@ -152,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = bundle / "configs"
     common = ["--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval"),
               "--data_list_file_path", str(out / "datalist.json"), "--seed", str(args.seed)]
-    common += ["--roi_size", json.dumps(list(args.roi_size))]
+    common += ["--roi_size", json.dumps(list(args.roi_size))] + (["--cpu_bf16", "false"] if args.float32 else [])
     train_cfg = f"['{configs / 'train.json'}','{configs / 'cpu_small.json'}']"
     print(f"training egcnn_brats: {args.epochs} epochs of {len(datalist['training'])} crops of "
           f"{'x'.join(map(str, args.roi_size))} (log: {out / 'train.log'})", flush=True)
@@ -168,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings["inference_s"] = _bundle(
         ["run", "--config_file", infer_cfg, "--bundle_root", str(bundle), "--ckpt_dir", str(out / "models"),
          "--output_dir", str(out / "predictions"), "--save_edges", "true",
-         "--roi_size", json.dumps(list(args.roi_size)),
+         "--roi_size", json.dumps(list(args.roi_size)), *(["--cpu_bf16", "false"] if args.float32 else []),
          "--datalist", json.dumps([{"image": it["image"]} for it in held_out])],
         out / "inference.log",
     )
@@ -192,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"share of the tumour covered {edge_head['fill']:.2f} (by its training target "
                   f"{edge_head['target_fill']:.2f}), share of the tumour's core (off the target) called edge "
                   f"{edge_head['core_fp']:.2f}")
-    summary = {"cases": args.cases, "shape": args.shape, "epochs": args.epochs, "roi_size": args.roi_size,
+    summary = {"command": " ".join(["python -m edge_networks.demo", *(argv if argv is not None else sys.argv[1:])]),
+               "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": _machine(), "float32": args.float32,
+               "cases": args.cases, "shape": args.shape, "epochs": args.epochs, "roi_size": args.roi_size,
                "learning_rate": args.learning_rate,
                "edge_bce": "class-balanced (paper)" if args.paper_edge_loss else "plain",
                "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics, "edge_head": edge_head,
