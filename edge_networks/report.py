@@ -66,7 +66,8 @@ MAX_ROWS = 30
 def _table(records: dict[str, Any]) -> list[str]:
     """A table of named records; at most :data:`MAX_ROWS` rows, a line saying how many more the file holds."""
     rows = {name: _flat(rec) for name, rec in list(records.items())[:MAX_ROWS]}
-    columns = list(dict.fromkeys(c for r in rows.values() for c in r))
+    columns = [c for c in dict.fromkeys(c for r in rows.values() for c in r)  # a column repeating the row name: once
+               if not all(str(r.get(c)) == name for name, r in rows.items())]
     lines = ["| | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |")

@@ -100,7 +100,7 @@ def test_the_results_page_is_what_the_results_files_give(tmp_path):
     assert main(["--results", str(results), "--page", str(out)]) == 0
     text = out.read_text()
     assert "- **command**: python b.py" in text and "- **date**: 2026-12-06" in text
-    assert "| a | a | 1.5 |" in text and "| b | b | 2.25 |" in text
+    assert "| a | 1.5 |" in text and "| b | 2.25 |" in text  # the name column once, as the row name
     assert main(["--check", "--results", str(results), "--page", str(out)]) == 0
     (results / "more.json").write_text('{"x": 1}')
     assert main(["--check", "--results", str(results), "--page", str(out)]) == 1
