@@ -12,13 +12,16 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from monai.data import NibabelWriter, PILWriter
 
-__all__ = ["AtomicNibabelWriter", "AtomicPILWriter", "AtomicWriterMixin", "atomic_path", "is_partial_output",
+__all__ = ["AtomicNibabelWriter", "AtomicPILWriter", "AtomicWriterMixin", "atomic_folder", "atomic_path",
+           "is_partial_output",
            "remove_partial_outputs", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``final`` to write into, renamed to ``final`` (replacing it) when the block ends
+    without error and removed otherwise: the folder appears complete or not at all."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

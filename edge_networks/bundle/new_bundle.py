@@ -28,12 +28,12 @@ import argparse
 import dataclasses
 import json
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from transforms.writers import atomic_folder
 
 from ..data.dataset_json import DatasetDescription, read_dataset
 from ..data.plan import PLAN_FILE, load_or_plan
@@ -291,16 +291,9 @@ def new_bundle(network: str, dataset: str | Path, out: str | Path, parts_dir: st
     plan = load_or_plan(desc.root, max_voxels)["plan"]
     spec = bundle_spec(network, desc, plan, parts_dir)
     files = build_bundle(out.name, parts_dir, spec=spec, bundle_root=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # the bundle appears whole or not at all
-    try:
-        write_bundle(out.name, tmp, parts_dir, files)
-        (tmp / out.name / "docs" / "README.md").write_text(_docs(out.name, network, desc, plan, spec, out))
-        if out.exists():
-            shutil.rmtree(out)
-        (tmp / out.name).rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(out) as tmp:  # the bundle appears whole or not at all
+        write_bundle(tmp.name, tmp.parent, parts_dir, files)
+        (tmp / "docs" / "README.md").write_text(_docs(out.name, network, desc, plan, spec, out))
     return out
 
 

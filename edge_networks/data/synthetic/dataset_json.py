@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .io import atomic_folder, write_volume
+from transforms.writers import atomic_folder
+
+from .io import write_volume
 
 __all__ = ["KINDS", "write_nnunet_dataset", "write_msd_dataset"]
 

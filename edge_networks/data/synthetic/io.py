@@ -3,33 +3,15 @@ format MONAI reads with their geometry."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-__all__ = ["atomic_folder", "write_volume", "write_case_folder"]
+from transforms.writers import atomic_folder
 
-
-@contextlib.contextmanager
-def atomic_folder(final: str | Path) -> Iterator[Path]:
-    """A temporary folder beside ``final`` to write into, renamed to ``final`` (replacing it) when the block ends
-    without error and removed otherwise: the folder appears complete or not at all."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+__all__ = ["write_volume", "write_case_folder"]
 
 
 def write_volume(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
