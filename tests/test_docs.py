@@ -105,3 +105,22 @@ def test_the_results_page_is_what_the_results_files_give(tmp_path):
     (results / "more.json").write_text('{"x": 1}')
     assert main(["--check", "--results", str(results), "--page", str(out)]) == 1
     assert "not recorded in the file: command, date, machine" in render(results)
+
+
+def test_bundle_docs_show_their_short_runs_from_the_results_files(tmp_path):
+    """A bundle's measured table is read from its results file: the committed docs hold the file's numbers, and a
+    changed number in the file changes the table."""
+    import json
+
+    from edge_networks.bundle.docs import results_table
+
+    runs = json.loads((REPO / "benchmarks" / "results" / "cenet_2d_short" / "results.json").read_text())["runs"]
+    easy = runs["cenet_drive/easy"]
+    readme = (REPO / "bundles" / "cenet_drive" / "docs" / "README.md").read_text()
+    row = f"| easy | {easy['train_s']:.0f} | {easy['evaluate_s']:.0f} | {easy['metrics']['val_mean_dice']:.3f} |"
+    assert row in readme
+    assert "Read from `benchmarks/results/cenet_2d_short/results.json`" in readme
+    (tmp_path / "r.json").write_text(json.dumps({"runs": {"cenet_drive/easy": {**easy, "train_s": 1.0}}}))
+    assert "| easy | 1 | " in results_table("cenet_drive", "r.json", tmp_path)
+    with pytest.raises(ValueError, match="has no run of banet_isic"):
+        results_table("banet_isic", "r.json", tmp_path)

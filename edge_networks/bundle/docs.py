@@ -8,6 +8,10 @@ is added to the section of that name in every bundle made of the part, with ``{n
 ``{datalist}``, ``{eval_note}`` and ``{edges_note}`` filled from the bundle's configs. The shared text comes
 first in ``Commands`` (the commands, then the bundle's own notes) and after the bundle's text elsewhere.
 
+A line ``<!-- results table: <file> -->`` in ``specs/<name>.md`` becomes the table of the bundle's runs in
+``benchmarks/results/<file>`` (a short CPU run per synthetic difficulty: training and evaluation seconds and every
+validation metric), so the numbers a bundle's docs show are read from the results files, not typed.
+
 ``edge-seg-generate`` writes the README of every bundle that has a ``specs/<name>.md``; ``--check`` (and the
 generator's test) fails when a committed README differs.
 """
@@ -18,7 +22,10 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["HEADINGS", "bundle_readme", "docs_drift", "write_readme"]
+__all__ = ["HEADINGS", "RESULTS", "results_table", "bundle_readme", "docs_drift", "write_readme"]
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+_RESULTS_LINE = re.compile(r"^<!-- results table: (\S+) -->$", re.M)
 
 HEADINGS = ("Overview", "Data", "Training configuration", "Input", "Output", "Performance", "Commands",
             "Assumptions", "References", "Licence")
@@ -36,6 +43,40 @@ def _sections(text: str, path: Path) -> tuple[str, dict[str, str]]:
             raise ValueError(f"{path}: unknown section {heading!r}; the sections are {list(HEADINGS)}")
         out[heading] = body.strip()
     return title.strip(), out
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def results_table(name: str, file: str, results: str | Path = RESULTS) -> str:
+    """The runs of bundle ``name`` in ``results/file`` as a Markdown table, with the file named under it.
+
+    ``runs`` is keyed ``"<bundle>/<difficulty>"`` (a family's file) or ``"<difficulty>"`` (one bundle's file); each
+    run has ``train_s``, ``evaluate_s`` and ``metrics``.
+
+    Raises:
+        ValueError: the file has no run of the bundle.
+    """
+    content = json.loads((Path(results) / file).read_text())
+    runs = {k.split("/", 1)[1] if "/" in k else k: v for k, v in content["runs"].items()
+            if "/" not in k or k.split("/", 1)[0] == name}
+    if not runs:
+        raise ValueError(f"benchmarks/results/{file} has no run of {name}")
+    metrics = list(dict.fromkeys(m for r in runs.values() for m in r.get("metrics", {})))
+    lines = ["| synthetic data | train s | eval s | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
+             "| --- | --- | --- |" + " --- |" * len(metrics)]
+    for difficulty, run in runs.items():
+        cells = [difficulty, f"{float(run['train_s']):.0f}", f"{float(run['evaluate_s']):.0f}",
+                 *(_number(float(run["metrics"].get(m, float("nan")))) for m in metrics)]
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = content.get("machine")
+    where = f" (machine: {', '.join(f'{k} {v}' for k, v in machine.items())})" if isinstance(machine, dict) else \
+        f" (machine: {machine})" if machine else ""
+    lines += ["", f"Read from `benchmarks/results/{file}`{where} by `edge-seg-generate`."]
+    return "\n".join(lines)
 
 
 def _values(bundle: Path) -> dict[str, str]:
@@ -72,7 +113,8 @@ def bundle_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> str 
     if not spec_md.is_file():
         return None
     spec = json.loads((parts_dir / "specs" / f"{name}.json").read_text())
-    title, own = _sections(spec_md.read_text(), spec_md)
+    text = _RESULTS_LINE.sub(lambda m: results_table(name, m.group(1)), spec_md.read_text())
+    title, own = _sections(text, spec_md)
     values = _values(Path(bundles) / name)
     folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
     lines = [title, ""]
