@@ -24,7 +24,7 @@ from pathlib import Path
 
 __all__ = ["HEADINGS", "RESULTS", "results_table", "bundle_readme", "docs_drift", "write_readme"]
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path("benchmarks") / "results"  # beside the bundles folder, in the checkout it belongs to
 _RESULTS_LINE = re.compile(r"^<!-- results table: (\S+) -->$", re.M)
 
 HEADINGS = ("Overview", "Data", "Training configuration", "Input", "Output", "Performance", "Commands",
@@ -51,7 +51,7 @@ def _number(value) -> str:
     return str(value)
 
 
-def results_table(name: str, file: str, results: str | Path = RESULTS) -> str:
+def results_table(name: str, file: str, results: str | Path) -> str:
     """The runs of bundle ``name`` in ``results/file`` as a Markdown table, with the file named under it.
 
     ``runs`` is keyed ``"<bundle>/<difficulty>"`` (a family's file) or ``"<difficulty>"`` (one bundle's file); each
@@ -77,6 +77,22 @@ def results_table(name: str, file: str, results: str | Path = RESULTS) -> str:
         f" (machine: {machine})" if machine else ""
     lines += ["", f"Read from `benchmarks/results/{file}`{where} by `edge-seg-generate`."]
     return "\n".join(lines)
+
+
+def _results_dir(bundles: Path) -> Path:
+    """``benchmarks/results`` of the checkout ``bundles`` belongs to, else of the source checkout this package runs
+    from (a copy of the bundles elsewhere).
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    from .datalists import REPO_BUNDLES
+
+    candidates = [bundles.resolve().parent / RESULTS, REPO_BUNDLES.parent / RESULTS]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(f"no results folder for the bundle docs' results tables: looked in {candidates}")
 
 
 def _values(bundle: Path) -> dict[str, str]:
@@ -113,7 +129,10 @@ def bundle_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> str 
     if not spec_md.is_file():
         return None
     spec = json.loads((parts_dir / "specs" / f"{name}.json").read_text())
-    text = _RESULTS_LINE.sub(lambda m: results_table(name, m.group(1)), spec_md.read_text())
+    text = spec_md.read_text()
+    if _RESULTS_LINE.search(text):
+        results = _results_dir(Path(bundles))
+    text = _RESULTS_LINE.sub(lambda m: results_table(name, m.group(1), results), text)
     title, own = _sections(text, spec_md)
     values = _values(Path(bundles) / name)
     folders = [parts_dir / "common", *(parts_dir / p for p in spec.get("parts", []))]
