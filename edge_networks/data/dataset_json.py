@@ -42,6 +42,14 @@ _ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", *SUFFIX
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
+# the keys each format's dataset.json must have, and what to say when one is missing
+_REQUIRED = {
+    "nnunet": (("channel_names", "labels", "file_ending"), "nnU-Net v2 needs channel_names, labels, numTraining, "
+               "file_ending"),
+    "msd": (("modality", "labels", "training"), "a Decathlon dataset.json has modality, labels, training, test"),
+}
+
+
 class DatasetJsonError(ValueError):
     """A ``dataset.json`` that cannot describe the dataset; the message lists every fault."""
 
@@ -155,17 +163,11 @@ def read_dataset(root: str | os.PathLike) -> DatasetDescription:
     problems: list[str] = []
     if "channel_names" in spec or "file_ending" in spec:
         fmt = "nnunet"
-        for key in ("channel_names", "labels", "file_ending"):
-            if key not in spec:
-                problems.append(f"no '{key}' (nnU-Net v2 needs channel_names, labels, numTraining, file_ending)")
         channels = spec.get("channel_names", {})
         raw_labels = dict(spec.get("labels", {}))
         ending = str(spec.get("file_ending", ""))
     elif "modality" in spec or "training" in spec:
         fmt = "msd"
-        for key in ("modality", "labels", "training"):
-            if key not in spec:
-                problems.append(f"no '{key}' (a Decathlon dataset.json has modality, labels, training, test)")
         channels = spec.get("modality", {})
         raw_labels = {}
         for value, name in dict(spec.get("labels", {})).items():
@@ -179,6 +181,8 @@ def read_dataset(root: str | os.PathLike) -> DatasetDescription:
     else:
         raise DatasetJsonError(f"{path}: neither nnU-Net v2 (channel_names, labels, file_ending) nor Medical "
                                "Segmentation Decathlon (modality, labels, training) keys")
+    keys, hint = _REQUIRED[fmt]
+    problems += [f"no '{key}' ({hint})" for key in keys if key not in spec]
     if not isinstance(channels, dict) or not channels:
         problems.append("no image channel named (channel_names / modality is empty)")
         channel_names: tuple[str, ...] = ()
