@@ -5,8 +5,10 @@ shares, kept once in the parts.
 assumptions and deviations -- under the model zoo's headings (:data:`HEADINGS`). A part folder (``common`` and
 every part of the bundle's spec) may hold ``docs/<section>.md`` (``commands.md``, ``overview.md``, ...): that text
 is added to the section of that name in every bundle made of the part, with ``{name}``, ``{dataset_dir}``,
-``{datalist}``, ``{eval_note}`` and ``{edges_note}`` filled from the bundle's configs. The shared text comes
-first in ``Commands`` (the commands, then the bundle's own notes) and after the bundle's text elsewhere.
+``{datalist}``, ``{eval_note}``, ``{edges_note}`` and ``{edge_output}`` filled from the bundle's configs. The shared
+text comes first in the sections of :data:`SHARED_FIRST` (the recipe, the network's assumptions, then the bundle's
+own notes) and after the bundle's text elsewhere; a line ``<!-- shared -->`` in a section of ``specs/<name>.md``
+puts it there instead. A list the shared text ends continues with the bundle's own items.
 
 A line ``<!-- results table: <file> -->`` in ``specs/<name>.md`` becomes the table of the bundle's runs in
 ``benchmarks/results/<file>`` (a short CPU run per synthetic difficulty: training and evaluation seconds and every
@@ -22,14 +24,16 @@ import json
 import re
 from pathlib import Path
 
-__all__ = ["HEADINGS", "RESULTS", "results_table", "bundle_readme", "docs_drift", "write_readme"]
+__all__ = ["HEADINGS", "SHARED_FIRST", "RESULTS", "results_table", "bundle_readme", "docs_drift", "write_readme"]
 
 RESULTS = Path("benchmarks") / "results"  # beside the bundles folder, in the checkout it belongs to
 _RESULTS_LINE = re.compile(r"^<!-- results table: (\S+) -->$", re.M)
 
 HEADINGS = ("Overview", "Data", "Training configuration", "Input", "Output", "Performance", "Commands",
             "Assumptions", "References", "Licence")
-_SHARED_FIRST = ("Commands",)
+SHARED_FIRST = ("Training configuration", "Input", "Output", "Commands", "Assumptions", "References")
+_SHARED_MARK = "<!-- shared -->"
+_FIELD = re.compile(r"\{(\w+)\}")  # a template field; other braces (a JSON override) stay as written
 
 
 def _sections(text: str, path: Path) -> tuple[str, dict[str, str]]:
@@ -66,7 +70,7 @@ def results_table(name: str, file: str, results: str | Path) -> str:
     if not runs:
         raise ValueError(f"benchmarks/results/{file} has no run of {name}")
     metrics = list(dict.fromkeys(m for r in runs.values() for m in r.get("metrics", {})))
-    lines = ["| synthetic data | train s | eval s | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
+    lines = ["| run | train s | eval s | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
              "| --- | --- | --- |" + " --- |" * len(metrics)]
     for difficulty, run in runs.items():
         cells = [difficulty, f"{float(run['train_s']):.0f}", f"{float(run['evaluate_s']):.0f}",
@@ -115,7 +119,18 @@ def _values(bundle: Path) -> dict[str, str]:
         "datalist": datalist,
         "eval_note": ", with 8-fold flip test-time augmentation" if tta else "",
         "edges_note": "; --save_edges true also writes the edge map" if inference.get("split_edges") else "",
+        "edge_output": "\n- `<stem>_edge.png` with `--save_edges true`: the edge head's probability x 255"
+        if inference.get("split_edges") else "",
     }
+
+
+def _join(pieces) -> str:
+    """Paragraphs joined by a blank line; a list continued by the next piece's list stays one list."""
+    out = ""
+    for piece in pieces:
+        listed = out and piece.startswith("- ") and out.splitlines()[-1].startswith(("- ", "  "))
+        out = f"{out}\n{piece}" if listed else f"{out}\n\n{piece}" if out else piece
+    return out
 
 
 def bundle_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> str | None:
@@ -139,10 +154,15 @@ def bundle_readme(name: str, bundles: str | Path, parts_dir: str | Path) -> str 
     lines = [title, ""]
     for heading in HEADINGS:
         shared = [(f / "docs" / f"{re.sub(r'[^a-z0-9]+', '_', heading.lower())}.md") for f in folders]
-        shared_text = [p.read_text().strip().format(**values) for p in shared if p.is_file()]
-        parts = [*shared_text, own.get(heading, "")] if heading in _SHARED_FIRST else \
-            [own.get(heading, ""), *shared_text]
-        lines += [f"## {heading}", "\n\n".join(p for p in parts if p), ""]
+        shared_text = [_FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), p.read_text().strip())
+                       for p in shared if p.is_file()]
+        mine = own.get(heading, "")
+        if _SHARED_MARK in mine:
+            before, _, after = mine.partition(_SHARED_MARK)
+            pieces = [before.strip(), *shared_text, after.strip()]
+        else:
+            pieces = [*shared_text, mine] if heading in SHARED_FIRST else [mine, *shared_text]
+        lines += [f"## {heading}", _join(p for p in pieces if p), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
