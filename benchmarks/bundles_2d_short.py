@@ -57,11 +57,11 @@ TITLES = {"cenet": ("CE-Net", "Adam 1e-3, BCE + Dice", "8-fold flip TTA"),
           "banet": ("BA-Net", "Adam 1e-3, decoder BCE + 4 stages' segmentation and edge BCE", "no TTA")}
 
 
-def _run(args: list[str], log: Path) -> float:
+def _run(args: list[str], log: Path, env: dict | None = None) -> float:
     t0 = time.perf_counter()
     with open(log, "a") as f:
         proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], stdout=f, stderr=subprocess.STDOUT,
-                              cwd=REPO)
+                              cwd=REPO, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bundle command failed (see {log}): {' '.join(args[:3])}")
     return time.perf_counter() - t0

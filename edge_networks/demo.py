@@ -6,15 +6,15 @@
 2. trains the ``egcnn_brats`` bundle with its small CPU profile (``configs/cpu_small.json``) through
    ``python -m monai.bundle run training``, on 64x64x48 crops in channels-last layout, Adam 2e-3, printing each
    epoch with an estimate of the time left; with the plain BCE in the edge loss (``--edge_bce_balanced false``)
-   unless ``--paper-edge-loss``: the paper's class-balanced BCE weighs an edge voxel 25-100 times a non-edge voxel
-   on these crops, so its head calls every voxel an edge whose chance of being one passes 1-4 % (research notes,
-   "The edge head: a boundary or a blob?");
+   unless ``--paper-edge-loss``: on these crops, where a few percent of the voxels are edges, the paper's
+   class-balanced BCE weighs an edge voxel many times a non-edge voxel, so its head calls every voxel an edge
+   whose chance of being one passes those few percent (research notes, "The edge head: a boundary or a blob?");
 3. evaluates the best checkpoint on the held-out cases (``evaluate.json``: Dice and HD95 per region);
 4. segments the held-out volumes (``inference.json``, with edge maps);
 5. writes PNG overlays (image, ground truth, prediction, predicted edges, the edges' training target), a metrics
    table (also printed) and ``summary.json`` (settings, metrics, timings, the date, the machine and the command).
 
-``--long`` is the earlier default: 80 epochs on 64^3 crops at Adam 1e-3 (about an hour on 2 cores). Everything
+``--long`` is the earlier default: 80 epochs on 64^3 crops at Adam 1e-3, several times longer. Everything
 lands in ``--out``; the path is printed at the end.
 """
 
@@ -99,7 +99,7 @@ def _overlays(items: list[dict], pred_dir: Path, png: Path) -> None:
     save_montage(rows, png, scale=3)
 
 
-def _machine() -> dict:
+def machine() -> dict:
     """The CPU, its cores, torch's threads and whether it runs bfloat16 natively: where the timings come from."""
     import os
     import platform
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"Adam's learning rate (default {QUICK['learning_rate']})")
     parser.add_argument("--long", action="store_true",
                         help="the longer run: " + ", ".join(f"{k} {v}" for k, v in LONG.items()) +
-                             " (about an hour on 2 cores; results in the research notes)")
+                             " (several times longer; its results: docs/results.md, main_job)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--float32", action="store_true",
                         help="float32 even on a CPU with native bfloat16 (where the bundles use bf16 autocast)")
@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the demo's default is the plain BCE, with which the whole-tumour edge channel opens the "
                              "tumour's core on the demo's data")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     preset = LONG if args.long else QUICK
     for key, value in preset.items():
         if getattr(args, key) is None:
@@ -212,12 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{edge_head['target_fill']:.2f}), share of the tumour's core (off the target) called edge "
                   f"{edge_head['core_fp']:.2f}")
     summary = {"command": " ".join(["python -m edge_networks.demo", *(argv if argv is not None else sys.argv[1:])]),
-               "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": _machine(), "float32": args.float32,
+               "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "float32": args.float32,
                "cases": args.cases, "shape": args.shape, "epochs": args.epochs, "roi_size": args.roi_size,
                "learning_rate": args.learning_rate,
                "edge_bce": "class-balanced (paper)" if args.paper_edge_loss else "plain",
                "held_out_cases": [it["case_id"] for it in held_out], "metrics": metrics, "edge_head": edge_head,
-               "timings_s": {k: round(v, 1) for k, v in timings.items()}}
+               "timings_s": {k: round(v, 1) for k, v in timings.items()},
+               "wall_s": round(time.perf_counter() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "metrics.md").write_text(table + "\n")
     print(f"\nheld-out metrics ({len(held_out)} cases, EG-CNN + SegResNet, {args.epochs} epochs on CPU):\n{table}")

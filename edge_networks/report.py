@@ -8,8 +8,10 @@ Usage::
 
 Each results file or folder becomes one section, in name order:
 
-- a folder (a leaderboard, a family of short runs) contributes the Markdown its benchmark wrote (``*.md``, headings
-  moved under the section), its settings file (``setting.json``) and its figures (``*.png``);
+- a folder (a leaderboard, a family of short runs) contributes its provenance (``provenance.json``, else
+  ``results.json``: command, date, machine, or a line saying which of them it does not record), its settings file
+  (``setting.json``), the Markdown its benchmark wrote (``*.md``, headings moved under the section) and its figures
+  (``*.png``);
 - a JSON file contributes its provenance -- the keys that say how it was made (``command``, ``script``,
   ``benchmark``, ``date``, ``machine``, ``settings``, ...), or a line saying which of them the file does not
   record -- then its other keys: scalars as a list, groups of records as tables (nested keys joined with ``/``; at
@@ -39,6 +41,8 @@ _RECORD_KEYS = ("name", "variant", "case_id", "clients", "bundle")
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
@@ -115,11 +119,33 @@ def _inline(d: dict) -> str:
     return "; ".join(f"{k} {_cell(v)}" for k, v in _flat(d).items())
 
 
+def _folder_provenance(folder: Path) -> list[str]:
+    """How a folder's results were made: ``command``, ``date``, ``machine`` and ``note`` from its
+    ``provenance.json``, else from its ``results.json`` (the file's own keys, or the distinct values of its runs),
+    and a line naming what neither records."""
+    found: dict[str, list[str]] = {}
+    for name in ("provenance.json", "results.json"):
+        if not (folder / name).is_file() or found:
+            continue
+        content = json.loads((folder / name).read_text())
+        runs = content.get("runs", {})
+        runs = list(runs.values()) if isinstance(runs, dict) else runs
+        for key in ("command", "date", "machine", "note"):
+            values = [content[key]] if key in content else [r[key] for r in runs if isinstance(r, dict) and key in r]
+            cells = list(dict.fromkeys(_inline(v) if isinstance(v, dict) else _cell(v) for v in values))
+            if cells:
+                found[key] = cells
+    lines = [f"- **{k}**: {'; '.join(v)}" for k, v in found.items()]
+    missing = [k for k in ("command", "date", "machine") if k not in found]
+    return lines + ([f"- not recorded in the folder: {', '.join(missing)}"] if missing else [])
+
+
 def _folder_section(folder: Path) -> list[str]:
-    lines = [f"## {folder.name}", "", f"Folder: `benchmarks/results/{folder.name}/`.", ""]
+    lines = [f"## {folder.name}", "", f"Folder: `benchmarks/results/{folder.name}/`.", "", *_folder_provenance(folder)]
     setting = folder / "setting.json"
     if setting.is_file():
-        lines += [f"- **settings** (`setting.json`): {_inline(json.loads(setting.read_text()))}", ""]
+        lines += [f"- **settings** (`setting.json`): {_inline(json.loads(setting.read_text()))}"]
+    lines.append("")
     for md in sorted(folder.glob("*.md")):
         for line in md.read_text().splitlines():
             lines.append("##" + line if line.startswith("#") else line)
@@ -128,7 +154,8 @@ def _folder_section(folder: Path) -> list[str]:
         lines += [f"![{folder.name}/{png.name}](../benchmarks/results/{folder.name}/{png.name})", ""]
     if not any(folder.glob("*.md")):
         for js in sorted(p for p in folder.glob("*.json") if p.name != "setting.json"):
-            lines += [f"### {js.name}", "", *_json_section(js)[4:]]
+            lines += [f"### {js.name}", "", *(ln for ln in _json_section(js)[4:]  # the folder's provenance is above
+                                              if not ln.startswith("- not recorded in the file"))]
     return lines
 
 

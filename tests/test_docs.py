@@ -102,9 +102,23 @@ def test_the_results_page_is_what_the_results_files_give(tmp_path):
     assert "- **command**: python b.py" in text and "- **date**: 2026-12-06" in text
     assert "| a | 1.5 |" in text and "| b | 2.25 |" in text  # the name column once, as the row name
     assert main(["--check", "--results", str(results), "--page", str(out)]) == 0
-    (results / "more.json").write_text('{"x": 1}')
+    (results / "more.json").write_text('{"x": 1, "y": null}')
     assert main(["--check", "--results", str(results), "--page", str(out)]) == 1
-    assert "not recorded in the file: command, date, machine" in render(results)
+    text = render(results)
+    assert "not recorded in the file: command, date, machine" in text and "- **y**:" in text and "None" not in text
+    # a folder's provenance: its provenance.json, else its results.json's runs (distinct values), else a line
+    (results / "runs").mkdir()
+    (results / "runs" / "results.json").write_text(
+        '{"machine": "m1", "runs": {"a": {"command": "c1", "date": "d1"}, "b": {"command": "c2", "date": "d1"}}}')
+    (results / "board").mkdir()
+    (results / "board" / "board.md").write_text("# Board\n\n| x |\n")
+    text = render(results)
+    runs = text.split("## runs", 1)[1].split("\n## ", 1)[0]
+    assert "- **command**: c1; c2\n- **date**: d1\n- **machine**: m1" in runs and "not recorded" not in runs
+    board = text.split("## board", 1)[1].split("\n## ", 1)[0]
+    assert "- not recorded in the folder: command, date, machine" in board and "### Board" in board
+    (results / "board" / "provenance.json").write_text('{"command": "lb", "date": "d2", "machine": "m2"}')
+    assert "- **command**: lb\n- **date**: d2\n- **machine**: m2" in render(results)
 
 
 def test_bundle_docs_show_their_short_runs_from_the_results_files(tmp_path):
