@@ -20,20 +20,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "main_job.json"
+# the edge head's scores kept (edge_networks.metrics.score_edge_head): F@2 against its target and the thin boundary,
+# the share far from every boundary, thickness, the tumour's share covered (and the target's), the core called edge
+EDGE_HEAD = ("bf2", "thin_bf2", "interior", "thickness", "fill", "target_fill", "core_fp")
 
 
 def record(summary: dict, name: str, results: Path = RESULTS, wall_s: float | None = None) -> dict:
     """Add (or replace) the run ``name`` in ``results`` from a demo ``summary.json``; returns the run's record."""
-    m = summary["metrics"]
-    run = {
-        "name": name, "command": summary["command"], "date": summary["date"], "machine": summary["machine"],
-        "settings": {k: summary.get(k) for k in ("cases", "shape", "epochs", "roi_size", "learning_rate", "edge_bce",
-                                                 "float32")},
-        "wall_s": round(wall_s if wall_s is not None else summary.get("wall_s", sum(summary["timings_s"].values())), 1),
-        "timings_s": summary["timings_s"],
+    m, s, mach = summary["metrics"], summary, summary["machine"]
+    bf16 = mach.get("cpu_supports_bf16") and not s.get("float32")
+    run = {  # one line per run: the settings, machine and timings as short text, the scores as columns
+        "name": name, "command": s["command"], "date": s["date"],
+        "machine": f"{mach.get('cpu')}, {mach.get('cores')} cores, {mach.get('torch_threads')} threads, "
+                   f"{'bf16 autocast' if bf16 else 'float32'}" + (f", GPU {mach['gpu']}" if mach.get("gpu") else ""),
+        "settings": f"{s['cases']} cases of {'x'.join(map(str, s['shape']))}, {s['epochs']} epochs on "
+                    f"{'x'.join(map(str, s['roi_size']))} crops, Adam {s['learning_rate']}, {s['edge_bce']} edge BCE",
+        "wall_s": round(wall_s if wall_s is not None else s.get("wall_s", sum(s["timings_s"].values())), 1),
+        "stages_s": " / ".join(f"{k.removesuffix('_s')} {v:.0f}" for k, v in s["timings_s"].items()),
         "dice": {r: round(m[f"val_dice_{r}"], 3) for r in ("wt", "tc", "et")} | {"mean": round(m["val_mean_dice"], 3)},
         "hd95_mm": {r: round(m[f"val_hd95_{r}"], 2) for r in ("wt", "tc", "et")},
-        "edge_head": {k: round(v, 3) for k, v in summary.get("edge_head", {}).items()},
+        "edge_head": {k: round(v, 3) for k, v in s.get("edge_head", {}).items() if k in EDGE_HEAD},
     }
     content = json.loads(results.read_text()) if results.is_file() else {"runs": []}
     runs = [r for r in content.get("runs", []) if r.get("name") != name]
