@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,13 +63,18 @@ def main(argv=None) -> int:
         prepare_datalist("brats2021", work / "data", datalist, seed=a.seed)
     held_out = len(json.loads(datalist.read_text())["validation"])
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    host = machine()
     results.update({
-        "command": " ".join(["python benchmarks/bundles_3d_short.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "command": shlex.join(["python", "benchmarks/bundles_3d_short.py",
+                               *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {k: v for k, v in host.items() if k != "torch_threads"},  # this process's, not the runs'
         "settings": {"bundle": a.bundle, "data": f"{a.cases} synthetic BraTS-2021-layout cases of "
                      f"{'x'.join(map(str, a.shape))} (the main job's generator, seed {a.seed}), {held_out} held out",
                      "profile": "train.json + cpu_small.json", "epochs": a.epochs, "seed": a.seed,
-                     "threads_per_run": 1 if a.jobs > 1 else "all"},
+                     "threads_per_run": 1 if a.jobs > 1 else "all", "runs_at_once": max(1, a.jobs),
+                     "precision": "bf16 autocast (the bundles' default on a CPU with native bfloat16) unless a "
+                                  "variant sets cpu_bf16" if host["cpu_supports_bf16"] else "float32"},
     })
     todo = {k: v for k, v in variants.items() if results["runs"].get(k, {}).get("overrides") != v}
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if a.jobs > 1 else {})}

@@ -11,8 +11,8 @@ own notes) and after the bundle's text elsewhere; a line ``<!-- shared -->`` in 
 puts it there instead. A list the shared text ends continues with the bundle's own items.
 
 A line ``<!-- results table: <file> -->`` in ``specs/<name>.md`` becomes the table of the bundle's runs in
-``benchmarks/results/<file>`` (a short CPU run per synthetic difficulty: training and evaluation seconds and every
-validation metric), so the numbers a bundle's docs show are read from the results files, not typed.
+``benchmarks/results/<file>`` (a short CPU run per synthetic difficulty or named variant: training and evaluation
+seconds and every validation metric), so the numbers a bundle's docs show are read from the results files, not typed.
 
 ``edge-seg-generate`` writes the README of every bundle that has a ``specs/<name>.md``; ``--check`` (and the
 generator's test) fails when a committed README differs.
@@ -58,8 +58,8 @@ def _number(value) -> str:
 def results_table(name: str, file: str, results: str | Path) -> str:
     """The runs of bundle ``name`` in ``results/file`` as a Markdown table, with the file named under it.
 
-    ``runs`` is keyed ``"<bundle>/<difficulty>"`` (a family's file) or ``"<difficulty>"`` (one bundle's file); each
-    run has ``train_s``, ``evaluate_s`` and ``metrics``.
+    ``runs`` is keyed ``"<bundle>/<run>"`` (a family's file) or ``"<run>"`` (one bundle's file), a run being a
+    synthetic difficulty or a named variant; each run has ``train_s``, ``evaluate_s`` and ``metrics``.
 
     Raises:
         ValueError: the file has no run of the bundle.
@@ -72,8 +72,8 @@ def results_table(name: str, file: str, results: str | Path) -> str:
     metrics = list(dict.fromkeys(m for r in runs.values() for m in r.get("metrics", {})))
     lines = ["| run | train s | eval s | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
              "| --- | --- | --- |" + " --- |" * len(metrics)]
-    for difficulty, run in runs.items():
-        cells = [difficulty, f"{float(run['train_s']):.0f}", f"{float(run['evaluate_s']):.0f}",
+    for label, run in runs.items():
+        cells = [label, f"{float(run['train_s']):.0f}", f"{float(run['evaluate_s']):.0f}",
                  *(_number(float(run["metrics"].get(m, float("nan")))) for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     machine = content.get("machine")
