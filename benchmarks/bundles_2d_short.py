@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from edge_networks.bundle.flags import parse_overrides
 from edge_networks.data.synthetic.layouts2d import write_2d_dataset
+from edge_networks.report import machine
 
 REPO = Path(__file__).resolve().parents[1]
 # family: {bundle: (generator, layout, images in total, (height, width), extra overrides)}
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"runs": {}}
-    results["machine"] = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+    results["machine"] = machine()
     for name in a.bundles:
         kind, layout, cases, size, extra = setups[name]
         extra = {**extra, **user}

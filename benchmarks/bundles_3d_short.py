@@ -30,7 +30,7 @@ from bundles_2d_short import _run
 from edge_networks.bundle.flags import parse_overrides
 from edge_networks.data import prepare_datalist
 from edge_networks.data.synthetic import write_brats_dataset
-from edge_networks.demo import machine
+from edge_networks.report import machine
 
 REPO = Path(__file__).resolve().parents[1]
 

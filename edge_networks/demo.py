@@ -37,9 +37,10 @@ from edge_networks.bundle.datalists import bundles_dir
 from edge_networks.data import prepare_datalist
 from edge_networks.data.synthetic import write_brats_dataset
 from edge_networks.metrics import edge_target, region_masks, score_edge_head
+from edge_networks.report import machine
 from edge_networks.visualize import overlay, save_montage, to_uint8
 
-_EPOCH_DONE = re.compile(r"SupervisedTrainer - INFO - Epoch\[(\d+)\] Complete\. Time taken: (\d+):(\d+):([\d.]+)")
+_EPOCH_DONE = re.compile(r"SupervisedTrainer - INFO - Epoch\[(\d+)\] Complete\.")
 
 
 def _bundle(args: Sequence[str], log: Path, epochs: int | None = None) -> float:
@@ -97,24 +98,6 @@ def _overlays(items: list[dict], pred_dir: Path, png: Path) -> None:
             overlay(to_uint8(sl(edge), 0.0, 1.0)), overlay(to_uint8(sl(target.astype(np.float32)), 0.0, 1.0)),
         ]))
     save_montage(rows, png, scale=3)
-
-
-def machine() -> dict:
-    """The CPU, its cores, torch's threads and whether it runs bfloat16 natively: where the timings come from."""
-    import os
-    import platform
-
-    import torch
-
-    from edge_networks.bundle import cpu_supports_bf16
-
-    model = ""
-    if Path("/proc/cpuinfo").is_file():
-        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                      if ln.startswith("model name")), "")
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_supports_bf16": bool(cpu_supports_bf16()), "gpu": torch.cuda.get_device_name(0)
-            if torch.cuda.is_available() else None}
 
 
 def _metrics(eval_dir: Path) -> dict[str, float]:

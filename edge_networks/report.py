@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROVENANCE", "render", "write", "main"]
+__all__ = ["PROVENANCE", "machine", "write_provenance", "render", "write", "main"]
 
 RESULTS = Path("benchmarks") / "results"  # under the checkout (the folder that holds bundles/)
 PAGE = Path("docs") / "results.md"
@@ -38,6 +38,37 @@ PROVENANCE = ("what", "benchmark", "script", "command", "date", "machine", "cpu"
               "versions", "torch", "precision", "settings", "setting", "data", "input", "optimizer", "repeats",
               "target", "targets", "note")
 _RECORD_KEYS = ("name", "variant", "case_id", "clients", "bundle")
+
+
+def machine() -> dict:
+    """The machine a measurement ran on: CPU model, cores, torch's threads, whether the CPU runs bfloat16 natively
+    (then the bundles use bf16 autocast) and the first GPU's name (None without one)."""
+    import os
+    import platform
+
+    import torch
+
+    from .bundle import cpu_supports_bf16
+
+    model = ""
+    if Path("/proc/cpuinfo").is_file():
+        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu_supports_bf16": bool(cpu_supports_bf16()),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def write_provenance(folder: str | Path, command: str) -> Path:
+    """Write ``folder/provenance.json`` (the command, the date and :func:`machine`): what the results page shows
+    for a results folder. Returns its path."""
+    import time
+
+    path = Path(folder) / "provenance.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": command, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+                                "machine": machine()}, indent=1) + "\n")
+    return path
 
 
 def _cell(value: Any) -> str:
@@ -124,17 +155,15 @@ def _folder_provenance(folder: Path) -> list[str]:
     ``provenance.json``, else from its ``results.json`` (the file's own keys, or the distinct values of its runs),
     and a line naming what neither records."""
     found: dict[str, list[str]] = {}
-    for name in ("provenance.json", "results.json"):
-        if not (folder / name).is_file() or found:
-            continue
-        content = json.loads((folder / name).read_text())
-        runs = content.get("runs", {})
-        runs = list(runs.values()) if isinstance(runs, dict) else runs
-        for key in ("command", "date", "machine", "note"):
-            values = [content[key]] if key in content else [r[key] for r in runs if isinstance(r, dict) and key in r]
-            cells = list(dict.fromkeys(_inline(v) if isinstance(v, dict) else _cell(v) for v in values))
-            if cells:
-                found[key] = cells
+    source = next((folder / n for n in ("provenance.json", "results.json") if (folder / n).is_file()), None)
+    content = json.loads(source.read_text()) if source else {}
+    runs = content.get("runs", {})
+    runs = list(runs.values()) if isinstance(runs, dict) else runs
+    for key in ("command", "date", "machine", "note"):
+        values = [content[key]] if key in content else [r[key] for r in runs if isinstance(r, dict) and key in r]
+        cells = list(dict.fromkeys(_inline(v) if isinstance(v, dict) else _cell(v) for v in values))
+        if cells:
+            found[key] = cells
     lines = [f"- **{k}**: {'; '.join(v)}" for k, v in found.items()]
     missing = [k for k in ("command", "date", "machine") if k not in found]
     return lines + ([f"- not recorded in the folder: {', '.join(missing)}"] if missing else [])

@@ -112,11 +112,13 @@ def _versions() -> dict[str, str]:
 
 
 def _hardware() -> dict:
+    """:func:`edge_networks.report.machine`, with the platform and every GPU (a multi-GPU run's)."""
     import torch
 
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "gpus": gpus}
+    from .report import machine
+
+    return {**machine(), "platform": platform.platform(),
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -241,7 +243,7 @@ def _markdown(r: dict) -> str:
         lines += [f"- {stage}: {s.get('seconds', 0):.0f} s", f"  `{s['command']}`"]
     hw = r["hardware"]
     lines += ["", "## Machine and software", "",
-              f"{hw['platform']}; CPU {hw['cpu']} ({hw['cpu_count']} cores); GPUs: {', '.join(hw['gpus']) or 'none'}.",
+              f"{hw['platform']}; CPU {hw['cpu']} ({hw['cores']} cores); GPUs: {', '.join(hw['gpus']) or 'none'}.",
               ", ".join(f"{k} {v}" for k, v in r["software"].items()) + ".", ""]
     return "\n".join(lines)
 

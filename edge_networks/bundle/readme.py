@@ -65,11 +65,17 @@ def bundle_table(bundles: str | Path) -> str:
     return "\n".join(rows)
 
 
-def _split(text: str, path: Path) -> tuple[str, str]:
+def _with_table(readme: Path, bundles: str | Path) -> tuple[str, str]:
+    """``(the README as committed, the README with the table the bundles give)``.
+
+    Raises:
+        ValueError: the README has no markers.
+    """
+    text = readme.read_text()
     if START not in text or END not in text:
-        raise ValueError(f"{path}: no bundle table markers ({START!r} ... {END!r})")
+        raise ValueError(f"{readme}: no bundle table markers ({START!r} ... {END!r})")
     head, rest = text.split(START, 1)
-    return head, rest.split(END, 1)[1]
+    return text, f"{head}{START}\n{bundle_table(bundles)}\n{END}{rest.split(END, 1)[1]}"
 
 
 def write_table(readme: str | Path, bundles: str | Path) -> bool:
@@ -78,20 +84,14 @@ def write_table(readme: str | Path, bundles: str | Path) -> bool:
     Raises:
         ValueError: the README has no markers.
     """
-    readme = Path(readme)
-    text = readme.read_text()
-    head, tail = _split(text, readme)
-    new = f"{head}{START}\n{bundle_table(bundles)}\n{END}{tail}"
-    if new != text:
-        readme.write_text(new)
-    return new != text
+    old, new = _with_table(Path(readme), bundles)
+    if new != old:
+        Path(readme).write_text(new)
+    return new != old
 
 
 def table_drift(readme: str | Path, bundles: str | Path) -> list[str]:
     """``["README.md: the bundle table differs ..."]`` when the committed table is not what the bundles give."""
-    readme = Path(readme)
-    text = readme.read_text()
-    head, tail = _split(text, readme)
-    if text != f"{head}{START}\n{bundle_table(bundles)}\n{END}{tail}":
-        return [f"{readme.name}: the bundle table differs from the bundles' metadata (run edge-seg-generate)"]
-    return []
+    old, new = _with_table(Path(readme), bundles)
+    return [] if new == old else \
+        [f"{Path(readme).name}: the bundle table differs from the bundles' metadata (run edge-seg-generate)"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 from collections.abc import Sequence
 
 from ..bundle.datalists import BUNDLES_ENV, bundles_dir
 from ..bundle.flags import parse_overrides
+from ..report import write_provenance
 from .registry import METHODS, TASKS
 from .runner import run_leaderboard
 
@@ -55,13 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         smoke = task.smoke
         run_leaderboard(args.task, args.out, args.methods or smoke["methods"], 1, 2, 8, smoke["shape"],
                         args.difficulty, small=True, extra=dict(smoke.get("overrides", {})))
-        return 0
-    extra = {"roi_size": list(args.roi_size)} if args.roi_size else {}
-    try:
-        extra.update(parse_overrides(args.set))
-    except ValueError as e:
-        parser.error(str(e))
-    run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
-                    args.cases, args.shape, args.difficulty, small=args.small, extra=extra, minutes=args.minutes,
-                    val_fraction=args.held_out)
+    else:
+        extra = {"roi_size": list(args.roi_size)} if args.roi_size else {}
+        try:
+            extra.update(parse_overrides(args.set))
+        except ValueError as e:
+            parser.error(str(e))
+        run_leaderboard(args.task, args.out, args.methods or list(METHODS[args.task]), args.seeds, args.epochs,
+                        args.cases, args.shape, args.difficulty, small=args.small, extra=extra,
+                        minutes=args.minutes, val_fraction=args.held_out)
+    # the results page (edge-seg-report) shows the folder's command, date and machine from this file
+    write_provenance(args.out, shlex.join(["edge-seg-leaderboard", *(sys.argv[1:] if argv is None else argv)]))
     return 0

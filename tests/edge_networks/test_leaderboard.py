@@ -128,6 +128,10 @@ def test_cli_overrides_reach_every_method(monkeypatch, tmp_path):
     assert main(["--task", "kits", "--out", str(tmp_path), "--roi-size", "32", "32", "16",
                  "--set", "spacing=[3.0,3.0,4.5]", "num_samples=1", "cache=none"]) == 0
     assert seen["extra"] == {"roi_size": [32, 32, 16], "spacing": [3.0, 3.0, 4.5], "num_samples": 1, "cache": "none"}
+    provenance = json.loads((tmp_path / "provenance.json").read_text())  # what the results page shows
+    assert provenance["command"].startswith("edge-seg-leaderboard --task kits --out ")
+    assert provenance["command"].endswith("--roi-size 32 32 16 --set 'spacing=[3.0,3.0,4.5]' num_samples=1 cache=none")
+    assert provenance["date"] and provenance["machine"]["cores"] >= 1
     with pytest.raises(SystemExit):
         main(["--task", "kits", "--out", str(tmp_path), "--set", "spacing"])
 

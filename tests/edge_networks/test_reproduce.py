@@ -30,7 +30,7 @@ def test_smoke_3d_reports_against_the_paper_row_and_resumes(tmp_path, capsys):
     assert rows["val_dice_et"]["difference"] == pytest.approx(rows["val_dice_et"]["measured"] - 0.768, abs=1e-6)
     assert set(report["stages"]) == {"prepare", "train", "evaluate"}
     assert "monai.bundle run training" in report["stages"]["train"]["command"]
-    assert report["software"]["monai"] and report["hardware"]["cpu_count"]
+    assert report["software"]["monai"] and report["hardware"]["cores"]
     md = (out / "reproduction.md").read_text()
     assert "| val_dice_et |" in md and "segresnet_egcnn/et_dice" in md and "monai.bundle run training" in md
     # a second call keeps the finished stages; after an interrupted training it resumes from model_last.pt
