@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from transforms.writers import write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "main_job.json"
 # the edge head's scores kept (edge_networks.metrics.score_edge_head): F@2 against its target and the thin boundary,
@@ -44,7 +46,7 @@ def record(summary: dict, name: str, results: Path = RESULTS, wall_s: float | No
     content = json.loads(results.read_text()) if results.is_file() else {"runs": []}
     runs = [r for r in content.get("runs", []) if r.get("name") != name]
     content["runs"] = [*runs, run]
-    results.write_text(json.dumps(content, indent=1) + "\n")
+    write_json_atomic(results, content, indent=1)
     return run
 
 

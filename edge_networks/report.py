@@ -64,11 +64,10 @@ def write_provenance(folder: str | Path, command: str) -> Path:
     for a results folder. Returns its path."""
     import time
 
-    path = Path(folder) / "provenance.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"command": command, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-                                "machine": machine()}, indent=1) + "\n")
-    return path
+    from transforms.writers import write_json_atomic
+
+    return write_json_atomic(Path(folder) / "provenance.json", {
+        "command": command, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine()}, indent=1)
 
 
 def _cell(value: Any) -> str:
